@@ -1,0 +1,32 @@
+"""`digitrec predict CHECKPOINT IMAGE...`: the digit in each image, with its confidence."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+
+def register(sub) -> None:
+    p = sub.add_parser("predict", help="read one digit per image file")
+    p.add_argument("checkpoint")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..predict import Predictor
+    from ..preprocess import load_digit
+
+    predictor = Predictor(args.checkpoint)
+    crops = np.stack([load_digit(path) for path in args.images])[:, None]  # all inputs checked before any output
+    probs = predictor.predict_proba(crops)
+    for path, p in zip(args.images, probs):
+        digit = int(p.argmax())
+        if args.json:
+            print(json.dumps({"file": path, "digit": digit, "confidence": round(float(p[digit]), 6),
+                              "probabilities": [round(float(v), 6) for v in p]}))
+        else:
+            print(f"{path}: {digit} ({p[digit]:.1%})")
+    return 0
