@@ -47,6 +47,12 @@ class TrainConfig:
     shear: float = 10.0
     shift: float = 0.1
     scale: float = 0.0
+    # real-world augmentation (augment.py): strengths / probabilities, all off by default
+    elastic: float = 0.0  # largest smooth displacement, pixels
+    stroke: float = 0.0  # probability of a thicker or thinner stroke
+    blur: float = 0.0  # probability of a gaussian blur
+    contrast: float = 0.0  # fainter ink and gamma, strength
+    noise: float = 0.0  # largest gaussian noise std
     # run
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -56,6 +62,12 @@ class TrainConfig:
     eval_batch_size: int = 1024
     tta: bool = False  # test-time augmentation at evaluation
     threads: int | None = None  # CPU threads; None = torch's default
+    init_from: str | None = None  # start from this checkpoint's weights (fine-tuning; shapes must match)
+    # transfer learning (transfer.py): pretrained ResNet-18 backbone, freezing, backbone learning rate
+    backbone_weights: str = "none"  # none | imagenet | PATH (torchvision state_dict or digitrec checkpoint)
+    freeze: str = "none"  # none | backbone
+    backbone_lr: float | None = None  # None = --lr
+    unfreeze_epoch: int | None = None  # gradual unfreezing: backbone frozen before this (1-based) epoch
 
     def validate(self) -> "TrainConfig":
         checks = [
@@ -70,8 +82,16 @@ class TrainConfig:
             (0 <= self.ema < 1, f"--ema must be in [0, 1), got {self.ema}"),
             (self.weight_decay >= 0, f"--weight-decay must be ≥ 0, got {self.weight_decay}"),
             (min(self.rotate, self.shear, self.shift, self.scale) >= 0, "augmentation strengths must be ≥ 0"),
+            (min(self.elastic, self.stroke, self.blur, self.contrast, self.noise) >= 0
+             and max(self.stroke, self.blur, self.contrast) <= 1,
+             "--elastic/--noise must be ≥ 0 and --stroke/--blur/--contrast in [0, 1]"),
             (self.eval_batch_size >= 1, f"--eval-batch-size must be ≥ 1, got {self.eval_batch_size}"),
             (self.threads is None or self.threads >= 1, f"--threads must be ≥ 1, got {self.threads}"),
+            (self.freeze in ("none", "backbone"), f"--freeze must be none or backbone, got {self.freeze!r}"),
+            (self.backbone_lr is None or self.backbone_lr > 0, f"--backbone-lr must be > 0, got {self.backbone_lr}"),
+            (self.unfreeze_epoch is None or 2 <= self.unfreeze_epoch <= self.epochs,
+             f"--unfreeze-epoch must be between 2 and --epochs ({self.epochs}), got {self.unfreeze_epoch}"),
+            (bool(self.backbone_weights), "--backbone-weights must be imagenet, none or a file"),
         ]
         for ok, message in checks:
             if not ok:
@@ -89,7 +109,7 @@ def preset_names() -> list[str]:
 def load_preset(name_or_path: str) -> dict[str, Any]:
     """A preset by name (bundled) or a path to a TOML file of TrainConfig values."""
     path = Path(name_or_path)
-    if not (path.suffix == ".toml" or path.exists()):
+    if not (path.suffix == ".toml" or path.is_file()):  # a folder named like a preset is not one
         path = PRESET_DIR / f"{name_or_path}.toml"
         if not path.exists():
             raise DigitrecError(f"unknown preset {name_or_path!r}; choose one of {', '.join(preset_names())} or a .toml file")

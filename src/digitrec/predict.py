@@ -65,3 +65,12 @@ class Predictor:
 
     def predict(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
         return self.predict_proba(images).argmax(axis=1)
+
+
+def load_predictor(path: str | os.PathLike, device: str = "cpu"):
+    """A Predictor for a digitrec checkpoint (.pt) or an exported ONNX model (.onnx, run by ONNX Runtime)."""
+    if str(path).endswith(".onnx"):
+        from .onnx_predictor import OnnxPredictor  # needs only onnxruntime, not torch training code
+
+        return OnnxPredictor(path)
+    return Predictor(path, device)

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checkpoint
-from .augment import AugmentConfig, random_affine
+from . import checkpoint, transfer
+from .augment import AugmentConfig, augment_batch
 from .config import TrainConfig
 from .data import load, make_split
 from .errors import DigitrecError
@@ -75,6 +75,14 @@ class Distributed:
 
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t
+
+    def broadcast_buffers(self, model: nn.Module) -> None:
+        """Rank 0's buffers (BatchNorm running statistics) on every rank."""
+        if self.enabled:
+            import torch.distributed as dist
+
+            for buf in model.buffers():
+                dist.broadcast(buf, src=0)
 
     def barrier(self) -> None:
         if self.enabled:
@@ -130,9 +138,18 @@ def _set_rng_state(state: dict[str, Any], gen: torch.Generator) -> None:
 
 
 def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, progress: bool = True,
-          log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train, keep the best checkpoint by validation accuracy, evaluate it on the test split. Returns metrics."""
+          log: Callable[[str], None] = print, on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+          evaluate_test: bool = True, setup: Callable[[nn.Module], None] | None = None) -> dict[str, Any]:
+    """Train, keep the best checkpoint by validation accuracy, evaluate it on the test split. Returns metrics.
+
+    `on_epoch(epoch, row)` runs after each epoch's files are written (on every rank, with the same row); it may
+    raise to stop the run (tuning prunes this way). `evaluate_test=False` never touches the test split
+    (hyper-parameter search selects on validation only); the result then holds validation numbers only.
+    `cfg.init_from` starts from another checkpoint's weights; `setup(model)` runs on the built model before the
+    optimizer exists (pruning registers gradient masks there so that pruned weights stay zero).
+    """
     cfg.validate()
+    transfer.check(cfg, resume)
     out = Path(out_dir)
     dist = Distributed()
     device = dist.setup(resolve_device(cfg.device))
@@ -144,8 +161,12 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
     if not resume and (out / "model.pt").exists():
         raise DigitrecError(f"{out} already holds a run (model.pt); use --resume to continue it or another --out")
 
-    # --- data: uint8 tensors on the training device
+    # --- data: uint8 tensors on the training device (one process per machine downloads, the others wait)
+    if dist.local_rank != 0:
+        dist.barrier()
     data = load(cfg.dataset, cfg.data_dir)
+    if dist.local_rank == 0:
+        dist.barrier()
     split = make_split(data, cfg.split, cfg.limit)
     train_x = torch.from_numpy(split.train_images).to(device)
     train_y = torch.from_numpy(split.train_labels).long().to(device)
@@ -157,10 +178,19 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     model = create(cfg.model, num_classes=data.num_classes, **cfg.model_options).to(device)
+    if cfg.init_from and not resume:  # a resume restores its own weights from last.pt
+        _load_weights(model, cfg.init_from, log)
+    transfer.prepare(model, cfg, resume, dist.enabled, log)  # backbone weights (new runs), freezing
+    if setup is not None:
+        setup(model)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(cfg, model.parameters())
-    per_rank = math.ceil(n_train / dist.world_size)
+    optimizer = make_optimizer(cfg, transfer.param_groups(model, cfg))  # the backbone its own group if asked
+    # every rank gets the same number of samples, so the same number of steps (DDP hangs otherwise); the few
+    # (< world size) left over differ each epoch. batch_size is per process: the global batch is batch_size × world.
+    per_rank = n_train // dist.world_size
+    if per_rank < 2:
+        raise DigitrecError(f"{n_train} training samples cannot be shared by {dist.world_size} processes")
     steps_per_epoch = max(1, per_rank // cfg.batch_size + (per_rank % cfg.batch_size >= 2))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps_per_epoch * cfg.epochs))
     ema = None
@@ -172,7 +202,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     if cfg.compile:
         train_model = torch.compile(train_model)
-    aug = AugmentConfig(cfg.rotate, cfg.shear, cfg.shift, cfg.scale) if cfg.augment else AugmentConfig(0, 0, 0, 0)
+    aug = AugmentConfig.from_config(cfg)
     autocast = cfg.bf16 and device.type == "cuda"
 
     history: list[dict[str, Any]] = []
@@ -187,6 +217,9 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
+        if state.get("world_size", 1) != dist.world_size:  # the global batch and the schedule depend on it
+            raise DigitrecError(f"--resume: {last_path} was trained by {state.get('world_size', 1)} process(es), "
+                                f"not {dist.world_size}; resume with the same number of processes")
         _set_rng_state(state["rng"], gen)
         start_epoch, best_acc = state["epoch"], state["best_val_acc"]
         history, train_time = state["history"], state["train_time_s"]
@@ -199,15 +232,22 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
             "world_size": dist.world_size, "config": dataclasses.asdict(cfg)}
     if dist.is_main:
         log(f"training {cfg.model} on {cfg.dataset} ({cfg.split} split: {split.sizes()}) on {device}"
-            + (f" × {dist.world_size} processes" if dist.enabled else ""))
+            + (f" × {dist.world_size} processes (global batch {cfg.batch_size * dist.world_size})"
+               if dist.enabled else ""))
 
     try:
         for epoch in range(start_epoch, cfg.epochs):
-            model.train()
+            transfer.start_epoch(model, cfg, epoch + 1)  # model.train(), a frozen backbone kept in eval mode
             t0 = time.perf_counter()
             perm = torch.randperm(n_train, device=device, generator=gen)
-            if dist.enabled:  # every rank its own shard, reshuffled each epoch (same permutation on all ranks)
-                perm = perm[dist.rank::dist.world_size]
+            aug_gen = gen
+            if dist.enabled:  # every rank its own equal shard of one permutation (gen stays in step on all ranks)
+                perm = perm[:per_rank * dist.world_size][dist.rank::dist.world_size]
+                # own augmentation and dropout draws per rank (a shared stream would give rank r's batch i the
+                # transforms of rank 0's), seeded by (seed, epoch, rank) so a resume needs no per-rank RNG state
+                rank_seed = (cfg.seed * 1_000_003 + epoch) * 1009 + dist.rank
+                aug_gen = torch.Generator(device=device).manual_seed(rank_seed)
+                torch.manual_seed(rank_seed)
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
             seen = 0
@@ -219,7 +259,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
                            leave=False, dynamic_ncols=True)
             for step in range(steps_per_epoch):
                 idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-                xb = random_affine(to_float(train_x[idx]), aug, gen)
+                xb = augment_batch(to_float(train_x[idx]), aug, aug_gen)
                 yb = train_y[idx]
                 if cfg.channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
@@ -248,7 +288,12 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
             totals = dist.all_sum(torch.stack([loss_sum.float(), correct.float(),
                                                torch.tensor(float(seen), device=device)]))
             eval_model = ema.module if ema is not None else model
-            val_loss, val_acc = _validate(eval_model, val_x, val_y, cfg.eval_batch_size, device, autocast)
+            if dist.enabled:  # BN running stats drift per rank in the last step: validate rank 0's model everywhere
+                dist.broadcast_buffers(eval_model)
+            # each rank a shard of the validation set, summed: every rank gets the same numbers, so agrees on "best"
+            val_loss, val_acc = _validate(eval_model, val_x[dist.rank::dist.world_size],
+                                          val_y[dist.rank::dist.world_size], cfg.eval_batch_size, device, autocast,
+                                          dist)
             row = {"epoch": epoch + 1, "train_loss": totals[0].item() / totals[2].item(),
                    "train_acc": totals[1].item() / totals[2].item(), "val_loss": val_loss, "val_acc": val_acc,
                    "lr": optimizer.param_groups[0]["lr"], "epoch_time_s": epoch_time,
@@ -266,18 +311,24 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
                 checkpoint.save(last_path, model, cfg.model, cfg.model_options, data.num_classes,
                                 epoch=epoch + 1, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                                 ema=ema.state_dict() if ema is not None else None, rng=_rng_state(gen),
-                                best_val_acc=best_acc, history=history, train_time_s=train_time, **ckpt_meta)
+                                best_val_acc=best_acc, history=history, train_time_s=train_time,
+                                world_size=dist.world_size, **ckpt_meta)
                 write_json(out / "history.json", {**meta, "train_time_s": train_time, "epochs": history})
             else:
                 best_acc = max(best_acc, val_acc)
             dist.barrier()
+            if on_epoch is not None:
+                on_epoch(epoch + 1, row)
     except KeyboardInterrupt:
         done = len(history)
         where = f"{last_path} holds epoch {done}; continue with --resume" if done else "no epoch had finished"
         raise DigitrecError(f"interrupted: {where}") from None
 
     result: dict[str, Any] = {}
-    if dist.is_main:
+    if dist.is_main and not evaluate_test:
+        result = {"best_val_acc": best_acc, "best_epoch": _best_epoch(history), "train_time_s": train_time,
+                  "epochs": cfg.epochs, "model": cfg.model, "device": str(device), "world_size": dist.world_size}
+    elif dist.is_main:
         from .evaluate import evaluate_checkpoint, write_figures
 
         result = evaluate_checkpoint(out / "model.pt", cfg.dataset, cfg.split, data_dir=cfg.data_dir,
@@ -291,11 +342,24 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
     return result
 
 
+def _load_weights(model: nn.Module, path: str, log: Callable[[str], None] = print) -> None:
+    """--init-from: another checkpoint's weights, strictly (same architecture and shapes), except that the
+    output layer stays new when the class count differs (pretrain on one dataset, fine-tune on another)."""
+    for note in transfer.init_from(model, path):
+        log(f"--init-from: {note}")
+
+
 def _best_epoch(history: list[dict[str, Any]]) -> int:
     return max(history, key=lambda r: r["val_acc"])["epoch"] if history else 0
 
 
 def _validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device,
-              autocast: bool) -> tuple[float, float]:
-    logits = forward_in_batches(model, x, batch_size, device, autocast)
-    return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
+              autocast: bool, dist: Distributed) -> tuple[float, float]:
+    """Validation loss and accuracy over the shards of all ranks (x, y: this rank's shard)."""
+    totals = torch.zeros(3, dtype=torch.float64)
+    if len(y):
+        logits = forward_in_batches(model, x, batch_size, device, autocast)
+        totals += torch.tensor([F.cross_entropy(logits, y, reduction="sum").item(),
+                                (logits.argmax(1) == y).sum().item(), len(y)], dtype=torch.float64)
+    totals = dist.all_sum(totals.to(device)).cpu()  # NCCL reduces on the GPU only
+    return (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()

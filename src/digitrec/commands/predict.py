@@ -9,17 +9,17 @@ import numpy as np
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="read one digit per image file")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a digitrec checkpoint (.pt) or an ONNX model from `digitrec export`")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..predict import Predictor
+    from ..predict import load_predictor
     from ..preprocess import load_digit
 
-    predictor = Predictor(args.checkpoint)
+    predictor = load_predictor(args.checkpoint)  # a checkpoint (.pt) or an exported .onnx
     crops = np.stack([load_digit(path) for path in args.images])[:, None]  # all inputs checked before any output
     probs = predictor.predict_proba(crops)
     for path, p in zip(args.images, probs):

@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
+from pathlib import Path
 
 from ..config import FIELDS, TrainConfig, make_config, preset_names
 from ..errors import DigitrecError
 
-_OPTIONAL_TYPES = {"limit": int, "data_dir": str, "threads": int}
+_OPTIONAL_TYPES = {"limit": int, "data_dir": str, "threads": int, "backbone_lr": float, "unfreeze_epoch": int}
 _HELP = {
     "dataset": "mnist, emnist-digits or idx:DIR (any MNIST-format folder)",
     "model": "a model from the registry (digitrec models)",
@@ -16,6 +17,12 @@ _HELP = {
     "limit": "train on a stratified subset of N training samples",
     "data_dir": "folder with the dataset files (else $DIGITREC_DATA, the user cache, the bundled MNIST)",
     "device": "auto, cpu, cuda or cuda:N",
+    "backbone_weights": "ResNet-18 backbone of a new resnet18/hybrid run: imagenet, none, a torchvision "
+                        "state_dict file or a digitrec resnet18/hybrid checkpoint",
+    "freeze": "none or backbone (backbone: no gradients, BatchNorm statistics fixed)",
+    "backbone_lr": "learning rate of the backbone (default: --lr)",
+    "unfreeze_epoch": "gradual unfreezing: backbone frozen until this epoch (1-based), then trained",
+    "init_from": "start from a digitrec checkpoint's weights (a new output layer if the class count differs)",
 }
 
 
@@ -71,6 +78,8 @@ def register(sub) -> None:
                    help=f"one of {', '.join(preset_names())}, or a .toml file (default: paper)")
     p.add_argument("--out", required=True, help="run folder to write into")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    p.add_argument("--resume-if-exists", action="store_true",
+                   help="resume when --out holds last.pt, else start fresh (for torchrun --max-restarts, requeues)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_config_flags(p)
     p.set_defaults(func=run)
@@ -81,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
     from ..train import train
 
     cfg = config_from_args(args)
-    metrics = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    # --resume-if-exists: a restarted worker (torchrun --max-restarts, a requeued job) reruns the same command
+    resume = args.resume or (args.resume_if_exists and (Path(args.out) / "last.pt").exists())
+    metrics = train(cfg, args.out, resume=resume, progress=not args.no_progress)
     if metrics:
         print(summary(metrics))
         print(f"training time {metrics['train_time_s']:.1f}s; wrote {args.out}/")

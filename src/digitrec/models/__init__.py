@@ -24,18 +24,40 @@ def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn
 
 
 @register("paper-cnn")
-def paper_cnn(num_classes: int = 10, dropout: float = 0.2) -> nn.Module:
-    return PaperCNN(num_classes, dropout)
+def paper_cnn(num_classes: int = 10, dropout: float = 0.2, channels=(32, 64, 128, 256), hidden: int = 512) -> nn.Module:
+    return PaperCNN(num_classes, dropout, channels, hidden)  # channels/hidden: set by structured pruning
 
 
 @register("simple-cnn")
-def simple_cnn(num_classes: int = 10, dropout: float = 0.2) -> nn.Module:
-    return SimpleCNN(num_classes, dropout)
+def simple_cnn(num_classes: int = 10, dropout: float = 0.2, channels=(32, 64), hidden: int = 128) -> nn.Module:
+    return SimpleCNN(num_classes, dropout, channels, hidden)
 
 
 @register("fast")
-def fast(num_classes: int = 10, width: int = 32, dropout: float = 0.0) -> nn.Module:
-    return FastCNN(num_classes, width, dropout)
+def fast(num_classes: int = 10, width: int = 32, dropout: float = 0.0, channels=None) -> nn.Module:
+    return FastCNN(num_classes, width, dropout, channels)
+
+
+def _input_size(value) -> int:
+    from .resnet import INPUT_SIZES
+
+    if value not in INPUT_SIZES:
+        raise DigitrecError(f"input_size must be one of {', '.join(map(str, INPUT_SIZES))}, got {value!r}")
+    return int(value)
+
+
+@register("resnet18")
+def resnet18(num_classes: int = 10, input_size: int = 64) -> nn.Module:
+    from .resnet import ResNet18  # imported lazily: torchvision only when a ResNet is asked for
+
+    return ResNet18(num_classes, _input_size(input_size))
+
+
+@register("hybrid")
+def hybrid(num_classes: int = 10, input_size: int = 64, dropout: float = 0.2) -> nn.Module:
+    from .resnet import Hybrid
+
+    return Hybrid(num_classes, _input_size(input_size), dropout)
 
 
 def available() -> list[str]:
@@ -47,5 +69,5 @@ def create(name: str, num_classes: int = 10, **options) -> nn.Module:
         raise DigitrecError(f"unknown model {name!r}; choose one of: {', '.join(available())}")
     try:
         return _REGISTRY[name](num_classes=num_classes, **options)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise DigitrecError(f"model {name!r}: bad option ({e})") from None

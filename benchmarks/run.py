@@ -1,0 +1,381 @@
+"""Speed and accuracy benchmarks, all in one run on one machine, each ratio against a baseline of the same run.
+
+    python -m benchmarks.run                 # everything (about 25 minutes on 2 CPU cores)
+    python -m benchmarks.run --quick         # a smoke run of every section (a few minutes; numbers not comparable)
+    python -m benchmarks.run --only fast,inference
+
+Sections:
+  fast       `digitrec train --preset fast`, whole command timed, several seeds (test accuracy, training time)
+  best       `digitrec train --preset best`, test accuracy per epoch → time to 99.5 %
+  baseline   the conventional way, as PyTorch's examples/mnist: torchvision MNIST + DataLoader + per-sample
+             transforms, its Net, Adadelta lr 1.0, StepLR(0.7), batch 64 → test accuracy per epoch
+  pipeline   paper-cnn training throughput at batch 64: digitrec's resident-uint8 pipeline vs DataLoader
+  inference  each model: batch-1 latency p50/p99 and batch-256 images/s, one thread and all threads
+Writes benchmarks/results/<machine>-<date>.{json,md}; `--readme` rewrites the README's results table from it.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmarks.machine import machine_info, machine_slug
+
+RESULTS = Path(__file__).parent / "results"
+TARGETS = (0.990, 0.992, 0.995)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def digitrec_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "digitrec", *args]
+
+
+# --------------------------------------------------------------------------- digitrec presets
+def run_preset(preset: str, seed: int, out: Path, extra: list[str]) -> dict:
+    cmd = digitrec_cmd("train", "--preset", preset, "--seed", str(seed), "--out", str(out), "--no-progress", *extra)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    m = json.loads((out / "metrics.json").read_text())
+    return {"preset": preset, "seed": seed, "test_accuracy": m["accuracy"], "train_time_s": m["train_time_s"],
+            "command_wall_s": wall, "epochs": m["epochs"], "command": " ".join(cmd[2:])}
+
+
+def section_fast(work: Path, seeds: list[int], extra: list[str]) -> dict:
+    runs = []
+    for s in seeds:
+        r = run_preset("fast", s, work / f"fast-{s}", extra)
+        log(f"fast seed {s}: {r['test_accuracy']:.4f} in {r['train_time_s']:.1f}s training, {r['command_wall_s']:.1f}s wall")
+        runs.append(r)
+    acc = np.array([r["test_accuracy"] for r in runs])
+    return {"runs": runs, "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+            "accuracy_min": float(acc.min()), "train_time_mean_s": float(np.mean([r["train_time_s"] for r in runs])),
+            "command_wall_mean_s": float(np.mean([r["command_wall_s"] for r in runs]))}
+
+
+def per_epoch_test_accuracy(run: Path, test_x: torch.Tensor, test_y: torch.Tensor) -> list[dict]:
+    """Test accuracy after every epoch, from the epoch snapshots the benchmark's callback kept."""
+    from digitrec.checkpoint import build_model, load
+    from digitrec.predict import forward_in_batches
+
+    rows = []
+    for snap in sorted(run.glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1])):
+        model = build_model(load(snap))
+        acc = (forward_in_batches(model, test_x, 2000).argmax(1) == test_y).float().mean().item()
+        rows.append({"epoch": int(snap.stem.split("-")[1]), "test_accuracy": acc})
+    return rows
+
+
+def section_best(work: Path, extra: list[str], test_x, test_y) -> dict:
+    """The best preset in-process, snapshotting the evaluated weights each epoch (outside the timed epochs)."""
+    from digitrec import checkpoint
+    from digitrec.commands.train import add_config_flags, config_from_args
+    from digitrec.train import train
+
+    out = work / "best"
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--preset", default="best")
+    add_config_flags(parser)
+    cfg = config_from_args(parser.parse_args(extra))
+    snaps: list = []
+
+    def keep_snapshot(epoch: int, row: dict) -> None:
+        state = checkpoint.load(out / "last.pt")
+        weights = state["model"]
+        if state.get("ema"):  # the evaluated model is the weight average: AveragedModel keys are 'module.*'
+            weights = {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}
+        snaps.append(epoch)
+        checkpoint.save(out / f"epoch-{epoch}.pt", _rebuild(state, weights), state["model_name"],
+                        state["model_options"], state["num_classes"])
+
+    t0 = time.perf_counter()
+    metrics = train(cfg, out, progress=False, log=log, on_epoch=keep_snapshot)
+    wall = time.perf_counter() - t0
+    history = json.loads((out / "history.json").read_text())["epochs"]
+    curve = per_epoch_test_accuracy(out, test_x, test_y)
+    elapsed = np.cumsum([h["epoch_time_s"] for h in history])
+    for row, t in zip(curve, elapsed):
+        row["train_time_s"] = float(t)
+    return {"test_accuracy": metrics["accuracy"], "train_time_s": metrics["train_time_s"], "wall_s": wall,
+            "curve": curve, "config": " ".join(extra) or "(preset)", "checkpoint": str(out / "model.pt")}
+
+
+def _rebuild(state: dict, weights: dict) -> nn.Module:
+    from digitrec.models import create
+
+    model = create(state["model_name"], num_classes=state["num_classes"], **state["model_options"])
+    model.load_state_dict(weights)
+    return model
+
+
+# --------------------------------------------------------------------------- the conventional baseline
+class ExamplesNet(nn.Module):
+    """The network of PyTorch's examples/mnist/main.py."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.conv2 = nn.Conv2d(32, 64, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = torch.flatten(self.dropout1(x), 1)
+        x = self.dropout2(F.relu(self.fc1(x)))
+        return self.fc2(x)
+
+
+def torchvision_root(tmp: Path) -> Path:
+    """torchvision's MNIST layout (ROOT/MNIST/raw/*.gz) pointing at the files digitrec uses."""
+    from digitrec.data import locate
+
+    _, folder = locate("mnist", download=False)
+    raw = tmp / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for f in folder.glob("*-ubyte.gz"):
+        if not (raw / f.name).exists():
+            os.symlink(f.resolve(), raw / f.name)
+    return tmp
+
+
+def conventional_loaders(root: Path, batch_size: int, augment: bool = False):
+    from torchvision import datasets, transforms
+
+    norm = [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
+    train_tf = transforms.Compose(([transforms.RandomAffine(10, translate=(0.1, 0.1), shear=10)] if augment else []) + norm)
+    train = datasets.MNIST(root, train=True, download=False, transform=train_tf)
+    test = datasets.MNIST(root, train=False, download=False, transform=transforms.Compose(norm))
+    return (torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, num_workers=1),
+            torch.utils.data.DataLoader(test, batch_size=1000, num_workers=1))
+
+
+def section_baseline(work: Path, max_epochs: int) -> dict:
+    torch.manual_seed(1)
+    train_loader, test_loader = conventional_loaders(torchvision_root(work / "tv"), 64)
+    model = ExamplesNet()
+    opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
+    curve, elapsed = [], 0.0
+    for epoch in range(1, max_epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        for x, y in train_loader:
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        sched.step()
+        elapsed += time.perf_counter() - t0
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in test_loader:
+                correct += (model(x).argmax(1) == y).sum().item()
+        curve.append({"epoch": epoch, "test_accuracy": correct / 10000, "train_time_s": elapsed})
+        log(f"baseline epoch {epoch}: {correct / 10000:.4f} after {elapsed:.0f}s")
+        if correct / 10000 >= TARGETS[-1]:
+            break
+    return {"curve": curve, "recipe": "examples/mnist: Net, Adadelta lr 1.0, StepLR gamma 0.7, batch 64, "
+                                      "torchvision MNIST + DataLoader(num_workers=1) + ToTensor/Normalize"}
+
+
+def time_to(curve: list[dict], target: float) -> float | None:
+    return next((r["train_time_s"] for r in curve if r["test_accuracy"] >= target), None)
+
+
+# --------------------------------------------------------------------------- throughput
+def section_pipeline(work: Path, steps: int) -> dict:
+    """paper-cnn, batch 64, Adam, the paper's augmentation: images/s through each input pipeline."""
+    from digitrec.augment import AugmentConfig, random_affine
+    from digitrec.data import load
+    from digitrec.models import create
+    from digitrec.predict import to_float
+
+    results = {}
+    data = load("mnist")
+    x_all = torch.from_numpy(data.train_images)
+    y_all = torch.from_numpy(data.train_labels).long()
+    aug = AugmentConfig()
+
+    def digitrec_batches():
+        g = torch.Generator().manual_seed(0)
+        while True:
+            perm = torch.randperm(len(y_all), generator=g)
+            for i in range(0, len(perm) - 63, 64):
+                idx = perm[i:i + 64]
+                yield random_affine(to_float(x_all[idx]), aug, g), y_all[idx]
+
+    loader, _ = conventional_loaders(torchvision_root(work / "tv"), 64, augment=True)
+
+    def loader_batches():
+        while True:
+            yield from loader
+
+    for name, batches in (("digitrec", digitrec_batches()), ("dataloader", loader_batches())):
+        torch.manual_seed(0)
+        model = create("paper-cnn")
+        opt = torch.optim.Adam(model.parameters(), 1e-4)
+        for i, (x, y) in enumerate(batches):
+            if i == 10:
+                t0 = time.perf_counter()
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            if i == 10 + steps - 1:
+                break
+        results[name] = steps * 64 / (time.perf_counter() - t0)
+        log(f"pipeline {name}: {results[name]:.0f} images/s")
+    results["ratio"] = results["digitrec"] / results["dataloader"]
+    return results
+
+
+def section_inference(models: list[str]) -> list[dict]:
+    from digitrec.models import available, create
+
+    rows = []
+    all_threads = torch.get_num_threads()
+    for name in models:
+        if name not in available():
+            continue
+        model = create(name).eval()
+        for threads in sorted({1, all_threads}):
+            torch.set_num_threads(threads)
+            with torch.inference_mode():
+                x1, x256 = torch.rand(1, 1, 28, 28), torch.rand(256, 1, 28, 28)
+                for _ in range(20):
+                    model(x1)
+                lat = []
+                for _ in range(300):
+                    t0 = time.perf_counter()
+                    model(x1)
+                    lat.append((time.perf_counter() - t0) * 1000)
+                model(x256)
+                t0 = time.perf_counter()
+                n = 10
+                for _ in range(n):
+                    model(x256)
+                ips = n * 256 / (time.perf_counter() - t0)
+            rows.append({"model": name, "threads": threads, "batch1_p50_ms": float(np.percentile(lat, 50)),
+                         "batch1_p99_ms": float(np.percentile(lat, 99)), "batch256_images_per_s": ips})
+            log(f"inference {name} threads={threads}: p50 {rows[-1]['batch1_p50_ms']:.2f} ms, {ips:.0f} img/s")
+    torch.set_num_threads(all_threads)
+    return rows
+
+
+# --------------------------------------------------------------------------- report
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    out = [f"# digitrec speed benchmark — {m['date']}", "",
+           f"Machine: {m['cpu']}, {m['cpu_cores']} cores, GPU: {m['gpu'] or 'none'}; torch {m['torch']}; "
+           f"commit {m['git_commit']}. Command: `{m['command']}`.", ""]
+    if r.get("note"):
+        out += [r["note"], ""]
+    if "time_to_accuracy" in r:
+        out += ["## Time to MNIST test accuracy (official 10,000 test images; training time, evaluation excluded)", "",
+                "| target | digitrec | conventional (examples/mnist) | speed-up |", "|---|---|---|---|"]
+        for t in r["time_to_accuracy"]:
+            d, b = t["digitrec_s"], t["baseline_s"]
+            fmt = lambda v: f"{v:.1f} s ({t.get('digitrec_how', '')})" if v is not None else "not reached"
+            out.append(f"| {t['target']:.1%} | {fmt(d) if d is not None else 'not reached'} | "
+                       f"{f'{b:.1f} s' if b is not None else 'not reached in budget'} | "
+                       f"{f'{b / d:.1f}×' if d and b else '—'} |")
+        out.append("")
+    if "fast" in r:
+        f = r["fast"]
+        out += ["## `digitrec train --preset fast` (seeds " + ", ".join(str(x["seed"]) for x in f["runs"]) + ")", "",
+                "| seed | test accuracy | training time | whole command (wall) |", "|---|---|---|---|"]
+        out += [f"| {x['seed']} | {x['test_accuracy']:.2%} | {x['train_time_s']:.1f} s | {x['command_wall_s']:.1f} s |"
+                for x in f["runs"]]
+        out += [f"| mean ± std | {f['accuracy_mean']:.2%} ± {f['accuracy_std']:.2%} | {f['train_time_mean_s']:.1f} s | "
+                f"{f['command_wall_mean_s']:.1f} s |", ""]
+    if "best" in r:
+        b = r["best"]
+        out += ["## `digitrec train --preset best`", "", "| epoch | test accuracy | training time |", "|---|---|---|"]
+        out += [f"| {c['epoch']} | {c['test_accuracy']:.2%} | {c['train_time_s']:.0f} s |" for c in b["curve"]]
+        out += [f"\nFinal (best-validation checkpoint): **{b['test_accuracy']:.2%}** after {b['train_time_s']:.0f} s of training.", ""]
+    if "baseline" in r:
+        out += ["## Conventional baseline (" + r["baseline"]["recipe"] + ")", "", "| epoch | test accuracy | training time |",
+                "|---|---|---|"]
+        out += [f"| {c['epoch']} | {c['test_accuracy']:.2%} | {c['train_time_s']:.0f} s |" for c in r["baseline"]["curve"]]
+        out.append("")
+    if "pipeline" in r:
+        p = r["pipeline"]
+        out += ["## Training throughput, paper-cnn, batch 64 (same model, optimizer and augmentation)", "",
+                f"digitrec pipeline **{p['digitrec']:.0f} images/s** vs DataLoader + per-sample transforms "
+                f"{p['dataloader']:.0f} images/s: **{p['ratio']:.2f}×**.", ""]
+    if "inference" in r:
+        out += ["## Inference (PyTorch eager, fp32, random weights: speed does not depend on them)", "",
+                "| model | threads | batch 1 p50 | batch 1 p99 | batch 256 |", "|---|---|---|---|---|"]
+        out += [f"| {x['model']} | {x['threads']} | {x['batch1_p50_ms']:.2f} ms | {x['batch1_p99_ms']:.2f} ms | "
+                f"{x['batch256_images_per_s']:,.0f} img/s |" for x in r["inference"]]
+        out.append("")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="fast,best,baseline,pipeline,inference")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--baseline-epochs", type=int, default=10)
+    ap.add_argument("--quick", action="store_true", help="tiny budgets: checks the runner, numbers mean nothing")
+    ap.add_argument("--note", default="", help="a remark stored with the results (e.g. other load on the machine)")
+    ap.add_argument("--out", default=None, help="results file stem (default: results/<machine>-<date>)")
+    ap.add_argument("--work", default=None)
+    args = ap.parse_args()
+    sections = set(args.only.split(","))
+    work = Path(args.work or tempfile.mkdtemp(prefix="digitrec-bench-"))
+    extra = ["--limit", "2000", "--epochs", "1"] if args.quick else []
+    from digitrec.data import load
+
+    data = load("mnist")
+    test_x, test_y = torch.from_numpy(data.test_images), torch.from_numpy(data.test_labels).long()
+    result: dict = {"machine": machine_info(), "note": args.note}
+    if "fast" in sections:
+        result["fast"] = section_fast(work, [int(s) for s in args.seeds.split(",")], extra)
+    if "best" in sections:
+        result["best"] = section_best(work, extra, test_x, test_y)
+    if "baseline" in sections:
+        result["baseline"] = section_baseline(work, 1 if args.quick else args.baseline_epochs)
+    if "pipeline" in sections:
+        result["pipeline"] = section_pipeline(work, 20 if args.quick else 150)
+    if "inference" in sections:
+        result["inference"] = section_inference(["paper-cnn", "simple-cnn", "fast", "resnet18", "hybrid"])
+    if "baseline" in result and ("fast" in result or "best" in result):
+        rows = []
+        for target in TARGETS:
+            d, how = None, ""
+            if "fast" in result and result["fast"]["accuracy_min"] >= target:
+                d, how = result["fast"]["train_time_mean_s"], "fast preset, every seed"
+            elif "best" in result and time_to(result["best"]["curve"], target) is not None:
+                d, how = time_to(result["best"]["curve"], target), "best preset"
+            rows.append({"target": target, "digitrec_s": d, "digitrec_how": how,
+                         "baseline_s": time_to(result["baseline"]["curve"], target)})
+        result["time_to_accuracy"] = rows
+    stem = Path(args.out) if args.out else RESULTS / f"{machine_slug()}-{datetime.date.today().isoformat()}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    from digitrec.fileio import write_json, write_text
+
+    write_json(stem.with_suffix(".json"), result)
+    write_text(stem.with_suffix(".md"), markdown(result))
+    log(f"wrote {stem}.json and .md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,407 @@
+"""Transfer learning, measured: does pretraining a backbone help digits, and where?
+
+    DIGITREC_DATA=/work/shared/data nice -n 10 python3 benchmarks/transfer.py [--work DIR] [--only SECTION,...]
+        [--full-labels]
+
+Sections (run in this order; the JSON and Markdown are rewritten after each, so partial results survive):
+  speed     training and inference images/s of each model and ResNet input size (1 thread)
+  pretrain  Fashion-MNIST pretraining (the stand-in for ImageNet, which cannot be downloaded here) of paper-cnn,
+            resnet18@64 and hybrid@64  — `apt-get install dataset-fashion-mnist`
+  fewlabel  paper-cnn on 1 % and 10 % (and with --full-labels 100 %) of MNIST's training labels: from scratch vs
+            initialised from Fashion-MNIST (fine-tuned, and with the conv stack frozen); full 10,000 test set
+  emnist    a paper-cnn trained on MNIST (the fewlabel 10 % scratch run) on the 600 real EMNIST Digits test images,
+            before and after fine-tuning on 480 of them, 5-fold cross-validated (vs from scratch on the same 480)
+  ablation  Fashion-MNIST pretraining of resnet18@64 and hybrid@64, then paper-cnn vs resnet18 (input 28, 64) vs
+            hybrid@64, from scratch vs Fashion-pretrained, frozen vs fine-tuned, on a small MNIST budget (990
+            training images, 1 epoch); tested on a fixed stratified 2,000-image subset of MNIST's canonical test
+            set (the ResNets cost 4–15× paper-cnn per image on a CPU)
+
+Every run is a real `digitrec.train.train` call (1 thread, CPU, canonical split of an IDX folder the script writes:
+its train file split 90/10 into train/validation, its test file the test set). Run folders are kept under --work;
+a run folder that already holds metrics.json is reused (marked "reused") so an interrupted benchmark can continue.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import machine_info, machine_slug  # noqa: E402
+from digitrec.config import make_config  # noqa: E402
+from digitrec.data import load  # noqa: E402
+from digitrec.data.idx import write_idx  # noqa: E402
+from digitrec.data.splits import stratified_subset  # noqa: E402
+from digitrec.evaluate import evaluate_checkpoint  # noqa: E402
+from digitrec.fileio import write_json, write_text  # noqa: E402
+from digitrec.models import create  # noqa: E402
+from digitrec.train import train  # noqa: E402
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+RESULTS = Path(__file__).parent / "results"
+SECTIONS = ("speed", "pretrain", "fewlabel", "emnist", "ablation")
+COMMON = dict(split="canonical", device="cpu", threads=1, lr=1e-3, batch_size=64, seed=0, optimizer="adam")
+
+
+def idx_folder(folder: Path, train_x, train_y, test_x, test_y) -> str:
+    """An MNIST-format folder (the `idx:DIR` dataset) holding these arrays."""
+    if not (folder / "t10k-labels-idx1-ubyte").exists():
+        for name, arr in (("train-images-idx3-ubyte", train_x), ("train-labels-idx1-ubyte", train_y),
+                          ("t10k-images-idx3-ubyte", test_x), ("t10k-labels-idx1-ubyte", test_y)):
+            write_idx(folder / name, np.ascontiguousarray(arr, dtype=np.uint8))
+    return f"idx:{folder}"
+
+
+def subset(arrays, n_train: int | None, n_test: int | None, seed: int = 1):
+    tr = stratified_subset(arrays.train_labels, n_train, seed) if n_train else np.arange(len(arrays.train_labels))
+    te = stratified_subset(arrays.test_labels, n_test, seed) if n_test else np.arange(len(arrays.test_labels))
+    return arrays.train_images[tr], arrays.train_labels[tr], arrays.test_images[te], arrays.test_labels[te]
+
+
+def run(out: Path, name: str, **overrides) -> dict:
+    """One training run → its row (accuracy on the folder's test set, training time)."""
+    cfg = make_config(None, **{**COMMON, **overrides})
+    reused = (out / "metrics.json").exists()
+    if not reused and _NO_TRAIN:  # --no-train: report finished runs only
+        print(f"  {name:44s} not run", flush=True)
+        return None
+    t0, c0 = time.perf_counter(), time.process_time()
+    if reused:
+        m = json.loads((out / "metrics.json").read_text())
+        cpu = json.loads((out / "cpu.json").read_text())["cpu_s"]
+    else:
+        if out.exists():  # an interrupted run: start it again
+            shutil.rmtree(out)
+        m = train(cfg, out, progress=False, log=lambda s: print(f"    {s}", flush=True))
+        cpu = time.process_time() - c0
+        write_json(out / "cpu.json", {"cpu_s": cpu})
+    row = {"name": name, "model": cfg.model, "model_options": cfg.model_options, "init_from": cfg.init_from,
+           "backbone_weights": cfg.backbone_weights, "freeze": cfg.freeze, "epochs": m.get("epochs", cfg.epochs),
+           "sizes": m["sizes"], "accuracy": m["accuracy"], "train_time_s": round(m["train_time_s"], 1),
+           "cpu_s": round(cpu, 1), "wall_s": round(time.perf_counter() - t0, 1), "run": str(out), "reused": reused}
+    print(f"  {name:44s} acc {row['accuracy']:.4f}  train {row['train_time_s']:7.1f}s wall, run {cpu:7.1f}s CPU  "
+          f"{m['sizes']}", flush=True)
+    return row
+
+
+# --- sections ------------------------------------------------------------------------------------------------------
+
+
+def speed(work: Path, res: dict) -> None:
+    torch.set_num_threads(1)
+    rows = []
+    for model, opts in [("paper-cnn", {}), ("resnet18", {"input_size": 28}), ("resnet18", {"input_size": 64}),
+                        ("resnet18", {"input_size": 112}), ("resnet18", {"input_size": 224}),
+                        ("hybrid", {"input_size": 28}), ("hybrid", {"input_size": 64})]:
+        torch.manual_seed(0)
+        m = create(model, **opts)
+        opt = torch.optim.Adam(m.parameters(), 1e-3)
+        x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+
+        def step():
+            loss = F.cross_entropy(m(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        def timed(fn, n_per, budget=1.0):  # CPU time of this process: fair on a CPU shared with other work
+            fn()  # warm-up
+            n, t0 = 0, time.process_time()
+            while n < 2 * n_per or time.process_time() - t0 < budget:
+                fn()
+                n += n_per
+            return n / (time.process_time() - t0)
+
+        m.train()
+        train_ips = timed(step, 16)
+        m.eval()
+        xi = torch.rand(64, 1, 28, 28)
+        with torch.no_grad():
+            infer_ips = timed(lambda: m(xi), 64)
+        params = sum(p.numel() for p in m.parameters())
+        rows.append({"model": model, "model_options": opts, "params": params,
+                     "train_images_per_s": round(train_ips, 1), "inference_images_per_s": round(infer_ips, 1)})
+        print(f"  {model} {opts}: train {train_ips:.1f} img/s, inference {infer_ips:.1f} img/s", flush=True)
+    res["speed"] = rows
+
+
+def pretrain(work: Path, res: dict) -> None:
+    fashion = load(f"idx:{FASHION}")
+    ds = idx_folder(work / "data" / "fashion-5500", *subset(fashion, 5_500, 2_000))
+    res["pretrain"] = [r for r in [run(work / "pre-paper-cnn", "fashion: paper-cnn", model="paper-cnn", dataset=ds,
+                                       epochs=2)] if r]
+
+
+def fewlabel(work: Path, res: dict, full: bool) -> None:
+    mnist = load("mnist")
+    pre = work / "pre-paper-cnn" / "model.pt"
+    rows = []
+    variants = (("scratch", {}), ("fashion-pretrained, fine-tuned", {"init_from": str(pre)}),
+                ("fashion-pretrained, conv stack frozen", {"init_from": str(pre), "freeze": "backbone"}))
+    plans = [(f, e, v) for f, e in [(0.01, 10), (0.10, 1)] + ([(1.0, 1)] if full else []) for v in variants]
+    plans.sort(key=lambda p: p[:2] != (0.10, 1) or p[2][0] != "scratch")  # the emnist section's source model first
+    for frac, epochs, (variant, extra) in plans:
+        n = int(round(60_000 * frac))
+        tag = f"{frac:.0%}"
+        ds = idx_folder(work / "data" / f"mnist-{n}", *subset(mnist, n if frac < 1 else None, None))
+        if frac == 1.0 and "frozen" in variant:
+            continue
+        slug = variant.split(",")[0] + ("-frozen" if "frozen" in variant else "")
+        row = run(work / f"few-{n}-{slug}", f"{tag} labels ({n}): {variant}", model="paper-cnn", dataset=ds,
+                  epochs=epochs, **extra)
+        if row is None:
+            continue
+        row.update({"labels": n, "fraction": frac, "variant": variant})
+        rows.append(row)
+    order = [v[0] for v in variants]
+    res["fewlabel"] = sorted(rows, key=lambda r: (r["labels"], order.index(r["variant"])))
+
+
+def emnist(work: Path, res: dict, data_root: Path, source: str, with_scratch: bool) -> None:
+    from sklearn.model_selection import StratifiedKFold
+
+    src = work / source / "model.pt"  # a paper-cnn trained on part of MNIST (a fewlabel run)
+    while not (src.parent / "metrics.json").exists():  # the fewlabel section may be training it in another process
+        print(f"  waiting for the fewlabel run {source}", flush=True)
+        time.sleep(30)
+    with np.load(data_root / "emnist" / "emnist-digits-test-sample600.npz") as d:
+        images = np.ascontiguousarray(d["images"].transpose(0, 2, 1))  # IDX orientation → upright, as the loader does
+        labels = d["labels"].astype(np.uint8)
+    all_ds = idx_folder(work / "data" / "emnist600", images[:10], labels[:10], images, labels)
+    before_all = evaluate_checkpoint(src, all_ds, "canonical")["accuracy"]
+    folds = []
+    for k, (tr, te) in enumerate(StratifiedKFold(5, shuffle=True, random_state=0).split(images, labels)):
+        ds = idx_folder(work / "data" / f"emnist-fold{k}", images[tr], labels[tr], images[te], labels[te])
+        before = evaluate_checkpoint(src, ds, "canonical")["accuracy"]
+        tuned = run(work / f"emnist-{source}-fold{k}-finetune", f"fold {k}: MNIST model fine-tuned",
+                    model="paper-cnn", dataset=ds, epochs=4, init_from=str(src))
+        if tuned is None:
+            continue
+        fold = {"fold": k, "n_finetune": len(tr), "n_test": len(te), "before": before,
+                "finetuned": tuned["accuracy"], "finetune_time_s": tuned["train_time_s"], "finetune_cpu_s": tuned["cpu_s"]}
+        if with_scratch:
+            scratch = run(work / f"emnist-fold{k}-scratch", f"fold {k}: from scratch", model="paper-cnn",
+                          dataset=ds, epochs=4)
+            if scratch is not None:
+                fold.update(scratch=scratch["accuracy"], scratch_time_s=scratch["train_time_s"])
+        folds.append(fold)
+        print(f"  fold {k}: before {before:.4f}  fine-tuned {tuned['accuracy']:.4f}  "
+              f"scratch {fold.get('scratch', float('nan')):.4f}", flush=True)
+
+    def ms(key):
+        vals = [f[key] for f in folds if key in f]
+        if not vals:
+            return None
+        return {"mean": statistics.mean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
+
+    res["emnist"] = {"source_model": str(src), "source_sizes": json.loads((src.parent / "metrics.json").read_text())[
+        "sizes"], "source_mnist_test_accuracy": json.loads((src.parent / "metrics.json").read_text())["accuracy"],
+        "before_all_600": before_all, "folds": folds,
+        "before": ms("before"), "finetuned": ms("finetuned"), "scratch": ms("scratch")}
+
+
+def ablation(work: Path, res: dict, models: list[str]) -> None:
+    fashion = load(f"idx:{FASHION}")
+    fds = idx_folder(work / "data" / "fashion-3300", *subset(fashion, 3_300, 1_000))
+    res["ablation_pretrain"] = [
+        run(work / f"pre-{model}64", f"fashion: {model}@64", model=model, dataset=fds, epochs=1,
+            model_options={"input_size": 64}) for model in ("resnet18", "hybrid") if model in models]
+    res["ablation_pretrain"] = [r for r in res["ablation_pretrain"] if r]
+    write(res, ("ablation_pretrain",))
+    mnist = load("mnist")
+    ds = idx_folder(work / "data" / "mnist-abl", *subset(mnist, 1_100, 2_000))
+    rows = []
+    pre_cnn = work / "pre-paper-cnn" / "model.pt"  # written by the pretrain section (maybe in another process)
+    plans = [
+        ("resnet18", {"input_size": 28}, "scratch", {}),
+        ("resnet18", {"input_size": 64}, "scratch", {}),
+        ("resnet18", {"input_size": 64}, "fashion-pretrained, fine-tuned",
+         {"backbone_weights": str(work / "pre-resnet1864" / "model.pt")}),
+        ("resnet18", {"input_size": 64}, "fashion-pretrained, frozen",
+         {"backbone_weights": str(work / "pre-resnet1864" / "model.pt"), "freeze": "backbone"}),
+        ("hybrid", {"input_size": 64}, "scratch", {}),
+        # hybrid: --init-from, so both branches and the head start from Fashion-MNIST; "frozen" = its ResNet branch
+        ("hybrid", {"input_size": 64}, "fashion-pretrained, fine-tuned",
+         {"init_from": str(work / "pre-hybrid64" / "model.pt")}),
+        ("hybrid", {"input_size": 64}, "fashion-pretrained, ResNet branch frozen",
+         {"init_from": str(work / "pre-hybrid64" / "model.pt"), "freeze": "backbone"}),
+        ("paper-cnn", {}, "scratch", {}),
+        ("paper-cnn", {}, "fashion-pretrained, fine-tuned", {"init_from": str(pre_cnn)}),
+        ("paper-cnn", {}, "fashion-pretrained, frozen", {"init_from": str(pre_cnn), "freeze": "backbone"}),
+    ]
+    plans = [p for p in plans if p[0] in models]
+    for model, opts, variant, extra in plans:
+        while extra.get("init_from") == str(pre_cnn) and not pre_cnn.exists() and not _NO_TRAIN:
+            print("  waiting for the pretrain section's paper-cnn", flush=True)
+            time.sleep(30)
+        size = f"@{opts['input_size']}" if opts else ""
+        slug = f"abl-{model}{size.strip('@')}-{variant.split(',')[0]}{'-frozen' if 'frozen' in variant else ''}"
+        row = run(work / slug, f"{model}{size}: {variant}", model=model, dataset=ds, epochs=1,
+                  model_options=opts, **extra)
+        if row is None:
+            continue
+        row["variant"] = variant
+        rows.append(row)
+        res["ablation"] = rows
+        write(res, ("ablation_pretrain", "ablation"))
+    res["ablation_not_run"] = [
+        "resnet18@112: trains at about the speed of @28 (its layer1 also runs at 28×28; see Speed); left out "
+        "for time — the CPU was shared by ~10 processes, so each CPU-second took ~10 s of wall time",
+        "resnet18@224: ~7× slower to train than @64 (see Speed); not affordable on this shared CPU",
+        "resnet18@28 pretrained/frozen and hybrid@28: a pretrained 7×7 conv1 does not fit the 3×3 stem, and @28 "
+        "trains ~2× slower than @64; only resnet18@28 from scratch was run",
+    ]
+
+
+# --- output ------------------------------------------------------------------------------------------------------
+
+_OUT: dict = {}
+_NO_TRAIN = False
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def markdown(res: dict) -> str:
+    info = res["machine"]
+    lines = [f"# Transfer learning — {info['date']}", "",
+             f"`{'`, `'.join(res.get('commands', [info['command']]))}` at commit {info['git_commit']}; CPU {info['cpu']} ({info['cpu_cores']} cores, "
+             f"1 torch thread), torch {info['torch']}. The CPU was shared with other work while this ran, so times "
+             "are pessimistic and noisy; compare them within this file only.",
+             "", "Every run: Adam lr 1e-3, batch 64, the paper's augmentation (rotation/shear/shift), seed 0, CPU, "
+             "canonical split (train file 90/10 into train/validation; best-validation epoch is tested). "
+             "Fashion-MNIST pretraining stands in for ImageNet, whose weights cannot be downloaded here.", ""]
+    if "speed" in res:
+        lines += ["## Speed (1 thread, images per CPU-second: batch 16 training / 64 inference, random input)", "",
+                  "| model | parameters | train img/s | inference img/s |", "| --- | ---: | ---: | ---: |"]
+        for r in res["speed"]:
+            size = f"@{r['model_options']['input_size']}" if r["model_options"] else ""
+            lines.append(f"| {r['model']}{size} | {r['params']:,} | {r['train_images_per_s']} | "
+                         f"{r['inference_images_per_s']} |")
+        lines.append("")
+    for key, title in (("pretrain", "Fashion-MNIST pretraining (test = Fashion-MNIST test subset)"),
+                       ("ablation_pretrain", "Fashion-MNIST pretraining of the ResNets (test = 1,000 Fashion test)"),
+                       ("fewlabel", "Few labels: paper-cnn on MNIST (test = MNIST's 10,000 test images)"),
+                       ("ablation", "Ablation on MNIST: 990 training images, 1 epoch "
+                                    "(test = stratified 2,000 of MNIST's canonical test set)")):
+        if key not in res:
+            continue
+        lines += [f"## {title}", "", "| run | train / val / test | epochs | test accuracy | training (wall) "
+                  "| whole run (CPU) |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+        for r in res[key]:
+            s = r["sizes"]
+            lines.append(f"| {r['name']} | {s['train']} / {s['val']} / {s['test']} | {r['epochs']} | "
+                         f"{_pct(r['accuracy'])} | {r['train_time_s']:.0f} s | {r['cpu_s']:.0f} s |")
+        lines.append("")
+        if key == "ablation" and res.get("ablation_not_run"):
+            lines += ["Not run:", ""] + [f"- {t}" for t in res["ablation_not_run"]] + [""]
+    if "emnist" in res:
+        e = res["emnist"]
+        sz = e["source_sizes"]
+        lines += ["## Cross-writer: MNIST model → 600 real EMNIST Digits test images (5-fold: tune 480, test 120)", "",
+                  f"Source model: paper-cnn trained on {sz['train']} MNIST images ({e['source_model']}; "
+                  f"{_pct(e['source_mnist_test_accuracy'])} on MNIST's test set). On all 600 EMNIST images before "
+                  f"fine-tuning: {_pct(e['before_all_600'])}. Fine-tuning: 4 epochs on the fold's 480 images "
+                  "(432 train + 48 validation), all weights, lr 1e-3.", "",
+                  "| fold | before | fine-tuned | from scratch on the 480 |", "| ---: | ---: | ---: | ---: |"]
+        for f in e["folds"]:
+            scratch = _pct(f["scratch"]) if "scratch" in f else "not run"
+            lines.append(f"| {f['fold']} | {_pct(f['before'])} | {_pct(f['finetuned'])} | {scratch} |")
+        if e["folds"]:
+            lines.append(f"| mean ± std ({len(e['folds'])} folds) | " + " | ".join(
+                f"{_pct(e[k]['mean'])} ± {100 * e[k]['std']:.2f}" if e.get(k) else "not run"
+                for k in ("before", "finetuned", "scratch")) + " |")
+        lines.append("")
+    if res.get("conclusion"):
+        lines += ["## Conclusion", "", res["conclusion"], ""]
+    return "\n".join(lines)
+
+
+def write(res: dict, keys) -> None:
+    """Merge this process's sections into the results file (two processes may run sections side by side)."""
+    import fcntl  # POSIX only, like the rest of this benchmark's tooling
+
+    with open(_OUT["lock"], "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged = json.loads(_OUT["json"].read_text()) if _OUT["json"].exists() else {}
+        for k in keys:
+            if k not in res:
+                continue
+            old = merged.get(k)
+            if isinstance(res[k], list) and isinstance(old, list) and all("name" in r for r in old + res[k]):
+                rows = {r["name"]: r for r in old}  # rows from another process's part of the same section
+                rows.update({r["name"]: r for r in res[k]})
+                merged[k] = list(rows.values())
+            else:
+                merged[k] = res[k]
+        commands = merged.setdefault("commands", [])
+        if "machine" in keys and res["machine"]["command"] not in commands:
+            commands.append(res["machine"]["command"])
+        merged.setdefault("section_wall_s", {}).update(res.get("section_wall_s", {}))
+        write_json(_OUT["json"], merged)
+        write_text(_OUT["md"], markdown(merged))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--work", default="/tmp/digitrec-transfer", help="run folders (kept; finished runs are reused)")
+    ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    ap.add_argument("--full-labels", action="store_true", help="also the 100 %% labels runs (~10 min more)")
+    ap.add_argument("--models", default="resnet18,hybrid,paper-cnn",
+                    help="ablation: only these models' rows (to run parts side by side)")
+    ap.add_argument("--emnist-source", default="few-600-scratch",
+                    help="run folder (under --work) of the MNIST model the emnist section fine-tunes")
+    ap.add_argument("--emnist-scratch", action="store_true", help="emnist: also train from scratch on each fold")
+    ap.add_argument("--no-train", action="store_true", help="report the finished runs only; train nothing")
+    ap.add_argument("--conclusion", help="a text file whose paragraph goes under ## Conclusion")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    global _NO_TRAIN
+    _NO_TRAIN = args.no_train
+    data_root = Path(os.environ.get("DIGITREC_DATA", "/work/shared/data"))
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    slug = f"transfer-{machine_slug()}-{datetime.date.today().isoformat()}"
+    _OUT.update(json=RESULTS / f"{slug}.json", md=RESULTS / f"{slug}.md", lock=work / "results.lock")
+    res = {"machine": machine_info()}
+    keys = ["machine"]
+    if args.conclusion:
+        res["conclusion"] = Path(args.conclusion).read_text().strip()
+        keys.append("conclusion")
+    only = args.only.split(",")
+    for section in SECTIONS:
+        if section not in only:
+            continue
+        print(f"== {section}", flush=True)
+        t0 = time.perf_counter()
+        if section == "speed":
+            speed(work, res)
+        elif section == "pretrain":
+            pretrain(work, res)
+        elif section == "fewlabel":
+            fewlabel(work, res, args.full_labels)
+        elif section == "emnist":
+            emnist(work, res, data_root, args.emnist_source, args.emnist_scratch)
+        else:
+            ablation(work, res, args.models.split(","))
+        res.setdefault("section_wall_s", {})[section] = round(time.perf_counter() - t0, 1)
+        keys += [section] + (["ablation_pretrain", "ablation_not_run"] if section == "ablation" else [])
+        write(res, keys)
+    if only == [""]:  # --only "" --conclusion FILE: add the conclusion, re-render the Markdown
+        write(res, [k for k in keys if k != "machine"])
+    print(f"wrote {_OUT['json']} and {_OUT['md']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""`digitrec ensemble RUN_or_CHECKPOINT...`: average several models' probabilities; score members and ensemble."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("ensemble", help="test-set metrics of the average of several checkpoints' probabilities",
+                       description="Average the softmax probabilities of several checkpoints (run folders mean "
+                                   "their model.pt) on a test split; print each member's accuracy and the "
+                                   "ensemble's metrics.")
+    p.add_argument("checkpoints", nargs="+", metavar="RUN_or_CHECKPOINT")
+    p.add_argument("--dataset", default=None, help="default: the dataset the checkpoints were trained on")
+    p.add_argument("--split", default=None, choices=["paper", "canonical"], help="default: the checkpoints' split")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=None, help="folder for metrics.json and confusion.png")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..ensemble import ensemble
+    from ..evaluate import plot_confusion, summary
+    from ..fileio import write_json
+    from ..train import resolve_device
+
+    metrics = ensemble(args.checkpoints, args.dataset, args.split, data_dir=args.data_dir,
+                       device=resolve_device(args.device))
+    for m in metrics["members"]:
+        print(f"member {m['checkpoint']} ({m['model']}): accuracy {m['accuracy']:.4f}")
+    print(f"ensemble of {len(metrics['members'])}: " + summary(metrics))
+    print(f"ensemble - best member: {metrics['gain_over_best_member']:+.4f}")
+    if args.out:
+        out = Path(args.out)
+        write_json(out / "metrics.json", metrics)
+        plot_confusion(metrics["confusion_matrix"], f"Confusion matrix — ensemble of {len(metrics['members'])} on "
+                       f"{metrics['dataset']}, accuracy {metrics['accuracy']:.2%} (n={metrics['n']})",
+                       out / "confusion.png")
+        print(f"wrote {out}/metrics.json and confusion.png")
+    return 0

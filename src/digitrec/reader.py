@@ -1,0 +1,55 @@
+"""Read the number in an image: preprocess.segment → a predictor → digits, confidences and boxes.
+
+    from digitrec.predict import load_predictor
+    from digitrec.reader import read_image, default_model_path
+    result = read_image(load_predictor(default_model_path()), "photo.jpg", min_confidence=0.5)
+    result["text"]    # "4096" ("?" for a digit below min_confidence; "" when the image holds no ink)
+    result["digits"]  # [{"digit": 4, "confidence": 0.99, "box": [x, y, w, h], "doubtful": False}, ...]
+    result["crops"]   # float32 N×28×28, what the model saw (not JSON: drop it before serialising)
+
+Boxes are in the original image's pixels, after its EXIF orientation is applied (as browsers show it).
+The predictor is anything with `predict_proba(N×1×28×28 float32) → N×10` (a checkpoint or an .onnx model).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DigitrecError
+from .preprocess import DigitCrop, segment
+
+BUNDLED_DIR = Path(__file__).parent / "models" / "bundled"
+
+
+def default_model_path() -> Path:
+    """The bundled `robust` model: the `fast` network trained with real-world augmentation (presets/robust.toml)."""
+    path = BUNDLED_DIR / "robust.pt"
+    if not path.is_file():
+        raise DigitrecError(f"the bundled model {path} is missing (reinstall digitrec, or name a model file)")
+    return path
+
+
+def read_image(predictor: Any, source: str | os.PathLike | bytes | Any, min_confidence: float = 0.0,
+               name: str | None = None) -> dict[str, Any]:
+    """The digits of one image (path, bytes or PIL image), left to right, with confidences and boxes."""
+    if not 0.0 <= min_confidence <= 1.0:
+        raise DigitrecError(f"min_confidence must be in [0, 1], got {min_confidence}")
+    return read_crops(predictor, segment(source, name), min_confidence)
+
+
+def read_crops(predictor: Any, crops: list[DigitCrop], min_confidence: float = 0.0) -> dict[str, Any]:
+    """read_image after segmentation (benchmarks segment once and compare several predictors)."""
+    images = np.stack([c.image for c in crops]).astype(np.float32) if crops else np.zeros((0, 28, 28), np.float32)
+    digits = []
+    if crops:
+        probs = np.asarray(predictor.predict_proba(images[:, None]))
+        for crop, p in zip(crops, probs):
+            d = int(p.argmax())
+            conf = float(p[d])
+            digits.append({"digit": d, "confidence": round(conf, 6), "box": [int(v) for v in crop.box],
+                           "doubtful": conf < min_confidence})
+    text = "".join("?" if d["doubtful"] else str(d["digit"]) for d in digits)
+    return {"text": text, "digits": digits, "crops": images}

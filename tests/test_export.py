@@ -1,0 +1,203 @@
+"""Edge deployment: ONNX/TorchScript export, int8 quantization, pruning, OnnxPredictor, and their CLI errors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from digitrec import checkpoint, export
+from digitrec.cli import main
+from digitrec.errors import DigitrecError
+from digitrec.models import create
+from digitrec.onnx_predictor import OnnxPredictor
+from digitrec.predict import Predictor, load_predictor
+
+
+@pytest.fixture(scope="module")
+def test_digits(mnist):
+    return mnist.test_images[:300], mnist.test_labels[:300].astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tiny_run, tmp_path_factory, data_root):
+    out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    assert main(["export", str(tiny_run / "model.pt"), "--out", str(out), "--check-images", "300"]
+                + (["--data-dir", str(data_root)] if data_root else [])) == 0
+    return out
+
+
+def test_onnx_matches_torch_and_has_dynamic_batch(onnx_file, tiny_run, test_digits):
+    images, labels = test_digits
+    onnx_p, torch_p = OnnxPredictor(onnx_file), Predictor(tiny_run / "model.pt")
+    p_onnx, p_torch = onnx_p.predict_proba(images), torch_p.predict_proba(images)
+    assert np.abs(p_onnx - p_torch).max() <= 1e-4
+    assert (p_onnx.argmax(1) == p_torch.argmax(1)).mean() >= 0.999
+    assert np.allclose(p_onnx.sum(1), 1, atol=1e-5)  # probabilities, like Predictor
+    assert (p_onnx.argmax(1) == labels).mean() > 0.9  # a real model on real digits
+    for n in (1, 7):  # the batch axis is dynamic; uint8 and float inputs agree
+        assert onnx_p.predict_proba(images[:n]).shape == (n, 10)
+    assert np.allclose(onnx_p.predict_proba(images[:5]), onnx_p.predict_proba(images[:5, None] / 255.0), atol=1e-6)
+    assert isinstance(load_predictor(onnx_file), OnnxPredictor) and onnx_p.num_classes == 10
+
+
+def test_torchscript_export(tiny_run, test_digits, tmp_path):
+    model, _ = checkpoint.load_model(tiny_run / "model.pt")
+    check = export.export_torchscript(model, tmp_path / "m.ts", test_digits[0])
+    assert check["max_abs_diff"] <= 1e-4 and check["same_prediction"] >= 0.999
+    loaded = torch.jit.load(str(tmp_path / "m.ts"))
+    x = torch.from_numpy(test_digits[0][:4]).float().div(255)[:, None]
+    assert torch.allclose(loaded(x), torch.softmax(model(x), 1), atol=1e-5)
+
+
+def test_int8_accuracy_close(onnx_file, mnist, test_digits, tmp_path):
+    images, labels = test_digits
+    calib = mnist.train_images[:256]  # training images, never test images
+    export.quantize_onnx(onnx_file, tmp_path / "int8.onnx", calib)
+    acc32 = (OnnxPredictor(onnx_file).predict(images) == labels).mean()
+    acc8 = (OnnxPredictor(tmp_path / "int8.onnx").predict(images) == labels).mean()
+    assert abs(acc32 - acc8) <= 0.01, (acc32, acc8)
+    assert export.file_size(tmp_path / "int8.onnx") < 0.5 * export.file_size(onnx_file)
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_quantize_cli_from_checkpoint(tiny_run, tmp_path, capsys, data_root):
+    out = tmp_path / "q.onnx"
+    args = ["quantize", str(tiny_run / "model.pt"), "--out", str(out), "--calibration-images", "200", "--json"]
+    assert main(args + (["--data-dir", str(data_root)] if data_root else [])) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["test_images"] == 10000 and report["calibration_images"] == 200
+    assert abs(report["drop_pp"]) < 1.0 and report["bytes_int8"] < report["bytes_fp32"]
+    assert OnnxPredictor(out).predict_proba(np.zeros((2, 28, 28), np.uint8)).shape == (2, 10)
+
+
+def test_unstructured_prune_and_finetune_keeps_sparsity(tiny_run, tmp_path, data_root):
+    m = export.prune_run(tiny_run / "model.pt", tmp_path / "run", 0.6, finetune_epochs=1, limit=500, threads=2,
+                         data_dir=str(data_root) if data_root else None, progress=False, log=lambda s: None)
+    p = m["pruning"]
+    assert p["sparsity_before"] < 0.01 and p["sparsity_after"] >= 0.6 - 1e-3  # fine-tuning kept the zeros
+    model, _ = checkpoint.load_model(tmp_path / "run" / "model.pt")
+    assert export.sparsity(model) == pytest.approx(p["sparsity_after"])
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["pruning"]["amount"] == 0.6
+    assert m["accuracy"] > 0.5  # still a digit reader after 60 % of its weights are gone
+
+
+def test_keep_zeros_blocks_updates():
+    model = create("simple-cnn")
+    export.prune_unstructured(model, 0.5)
+    export.keep_zeros(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.rand(8, 1, 28, 28)).logsumexp(1).mean().backward()
+        opt.step()
+    assert export.sparsity(model) >= 0.5
+
+
+def _zero_half(model: nn.Module, seed: int = 0) -> None:
+    """Silence a random half of every conv channel and hidden unit exactly (so removing them changes nothing)."""
+    g = torch.Generator().manual_seed(seed)
+    layers = [m for m in model.modules() if not list(m.children())]
+    with torch.no_grad():
+        for i, layer in enumerate(layers):
+            if isinstance(layer, nn.Conv2d) or (isinstance(layer, nn.Linear) and layer.out_features != 10):
+                dead = torch.randperm(layer.weight.shape[0], generator=g)[:layer.weight.shape[0] // 2]
+                layer.weight[dead] = 0
+                if layer.bias is not None:
+                    layer.bias[dead] = 0
+                bn = next((m for m in layers[i + 1:i + 3] if isinstance(m, nn.BatchNorm2d)), None)
+                if bn is not None:  # its output must be exactly 0 too: γ = β = 0
+                    bn.weight[dead], bn.bias[dead] = 0, 0
+
+
+@pytest.mark.parametrize("name", ["paper-cnn", "simple-cnn", "fast"])
+def test_structured_prune_removes_exactly_the_dead_channels(name, tmp_path):
+    torch.manual_seed(0)
+    model = create(name).eval()
+    with torch.no_grad():  # non-trivial BN statistics
+        for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.5, 0.5), bn.running_var.uniform_(0.5, 2)
+    _zero_half(model)
+    small, options = export.prune_structured(model, name, {}, 10, 0.5)
+    assert export.count_params(small) < 0.4 * export.count_params(model)
+    x = torch.rand(16, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(small(x), model(x), atol=1e-4)  # the right channels, columns and BN entries kept
+    checkpoint.save(tmp_path / "s.pt", small, name, options, 10)
+    rebuilt, ckpt = checkpoint.load_model(tmp_path / "s.pt")  # the new sizes live in model_options
+    assert ckpt["model_options"]["channels"] == options["channels"]
+    with torch.no_grad():
+        assert torch.allclose(rebuilt(x), small(x), atol=1e-6)
+
+
+def test_structured_prune_run_reloads(tiny_run, tmp_path, data_root):
+    m = export.prune_run(tiny_run / "model.pt", tmp_path / "run", 0.5, structured=True, finetune_epochs=0,
+                         data_dir=str(data_root) if data_root else None, log=lambda s: None)
+    p = m["pruning"]
+    assert p["params_after"] < 0.35 * p["params_before"]
+    model, ckpt = checkpoint.load_model(tmp_path / "run" / "model.pt")
+    assert ckpt["model_options"]["channels"] == [16, 32, 64, 64] and export.count_params(model) == p["params_after"]
+
+
+# --- bad inputs ----------------------------------------------------------------------------------------------
+
+def test_corrupt_and_wrong_shape_onnx(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07not really onnx" * 10)
+    with pytest.raises(DigitrecError, match="not a readable ONNX model"):
+        OnnxPredictor(bad)
+    with pytest.raises(DigitrecError, match="not found"):
+        load_predictor(tmp_path / "missing.onnx")
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "rgb",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 32, 32])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "rgb.onnx"))
+    with pytest.raises(DigitrecError, match=r"expected one float input of shape N×1×28×28.*3, 32, 32"):
+        OnnxPredictor(tmp_path / "rgb.onnx")
+
+
+def _fails(capsys, args, *fragments):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("digitrec: error:") and len(err.splitlines()) == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def test_cli_bad_inputs(tiny_run, tmp_path, capsys):
+    ckpt, out = str(tiny_run / "model.pt"), tmp_path / "out"
+    _fails(capsys, ["export", str(tmp_path / "nope.pt"), "--out", str(out / "m.onnx")], "checkpoint not found")
+    _fails(capsys, ["export", ckpt, "--format", "tflite", "--out", str(out / "m.tflite")], "invalid choice")
+    for amount in ("0", "1", "1.5", "-0.2"):
+        _fails(capsys, ["prune", ckpt, "--amount", amount, "--out", str(out / "run")], "--amount must be in (0, 1)")
+    _fails(capsys, ["prune", str(tmp_path / "nope.pt"), "--amount", "0.5", "--out", str(out / "run")], "not found")
+    _fails(capsys, ["prune", ckpt, "--amount", "0.5", "--finetune-epochs", "-1", "--out", str(out / "run")],
+           "--finetune-epochs")
+    (tmp_path / "bad.onnx").write_bytes(b"garbage")
+    _fails(capsys, ["quantize", str(tmp_path / "bad.onnx"), "--out", str(out / "q.onnx")], "not a readable ONNX")
+    _fails(capsys, ["quantize", str(tmp_path / "nope.pt"), "--out", str(out / "q.onnx")], "not found")
+    _fails(capsys, ["predict", str(tmp_path / "bad.onnx"), str(tmp_path / "bad.onnx")], "not a readable ONNX")
+    assert not out.exists()  # nothing half-written anywhere
+
+
+def test_predict_cli_accepts_onnx(onnx_file, tiny_run, mnist, tmp_path, capsys):
+    from PIL import Image
+
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"d{i}.png")
+        Image.fromarray(255 - mnist.test_images[i]).save(paths[-1])  # dark ink on white, like a scan
+    rows = {}
+    for model in (onnx_file, tiny_run / "model.pt"):
+        assert main(["predict", str(model), *map(str, paths), "--json"]) == 0
+        rows[model.suffix] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["digit"] for r in rows[".onnx"]] == [r["digit"] for r in rows[".pt"]]
+    assert max(abs(a["confidence"] - b["confidence"]) for a, b in zip(rows[".onnx"], rows[".pt"])) < 1e-4
