@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine import machine_info, machine_slug  # noqa: E402
 from digitrec.data import load  # noqa: E402
-from digitrec.fileio import write_json, write_text  # noqa: E402
+from digitrec.fileio import atomic_path, write_json, write_text  # noqa: E402
 from digitrec.predict import load_predictor  # noqa: E402
 from digitrec.preprocess import open_image  # noqa: E402
-from digitrec.preprocess import segment  # noqa: E402
+from digitrec.preprocess import DigitCrop, segment  # noqa: E402
 from digitrec.reader import default_model_path, read_crops  # noqa: E402
 
 
@@ -65,6 +65,29 @@ def score(texts: dict[str, str], truth: dict[str, str]) -> dict:
     }
 
 
+def load_or_segment(data: Path, names: list[str], cache: str | None) -> tuple[dict, float]:
+    """segment() of every image, timed; with --segments FILE.npz, saved there and reused by later runs (the crops
+    depend only on the images and preprocess.py, not on the model)."""
+    if cache and Path(cache).exists():
+        with np.load(cache) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta["names"] == names:
+                return ({f: [DigitCrop(z[f"{f}:img"][i], tuple(int(v) for v in z[f"{f}:box"][i]))
+                             for i in range(len(z[f"{f}:box"]))] for f in names}, meta["seconds_per_image"])
+    t0 = time.perf_counter()
+    segments = {f: segment(data / f) for f in names}
+    seconds = (time.perf_counter() - t0) / len(names)
+    if cache:
+        arrays = {"meta": json.dumps({"names": names, "seconds_per_image": seconds})}
+        for f, crops in segments.items():
+            arrays[f"{f}:img"] = np.stack([c.image for c in crops]) if crops else np.zeros((0, 28, 28), np.float32)
+            arrays[f"{f}:box"] = np.array([c.box for c in crops], np.int64).reshape(-1, 4)
+        with atomic_path(cache) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+    return segments, seconds
+
+
 def mnist_accuracy(predictor, data_dir: str | None) -> float:
     test = load("mnist", data_dir)
     x = torch.from_numpy(test.test_images).float().div(255).unsqueeze(1).numpy()
@@ -80,6 +103,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="only the first N images")
+    ap.add_argument("--segments", default=None, metavar="FILE.npz",
+                    help="cache of the segmentation (crops and boxes): written if absent, reused if present")
+    ap.add_argument("--segment-only", action="store_true", help="segment (and fill --segments), then stop")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = Path(args.data)
@@ -93,9 +119,10 @@ def main() -> None:
     if args.limit:
         truth = dict(list(truth.items())[:args.limit])
     # segmentation does not depend on the model: once per image (read_image = segment + read_crops)
-    t0 = time.perf_counter()
-    segments = {f: segment(data / f) for f in truth}
-    seg_seconds = (time.perf_counter() - t0) / len(truth)
+    segments, seg_seconds = load_or_segment(data, list(truth), args.segments)
+    print(f"segmented {len(truth)} images, {seg_seconds:.2f} s/image")
+    if args.segment_only:
+        return
     naive_crops = np.stack([naive_crop(data / f) for f in truth])[:, None]
     rows = []
     for name, path in models.items():

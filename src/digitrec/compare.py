@@ -328,6 +328,9 @@ def paper_notes(rows: list[dict]) -> list[str]:
     for key, paper in PAPER_TABLE.items():
         if not any(PAPER_ROW.get(r["model"]) == key and r["status"] in DONE for r in rows):
             notes.append(f"paper row '{paper['label']}': nothing of ours beside it in this comparison")
+    if "hybrid" in available() and not any(r["model"] == "hybrid" for r in rows):
+        notes.append("hybrid (CNN + ResNet-18 transfer learning, the paper's full 'Proposed Model') was not run in "
+                     "this comparison; paper-cnn is the paper's 4-conv CNN without the ResNet-18 part")
     if "hybrid" not in available():
         notes.append("hybrid (CNN + ResNet-18 transfer learning, the paper's full 'Proposed Model') is not "
                      "available in this build — digitrec.models.available() lacks it — so it was not run; "
@@ -380,7 +383,7 @@ def run_compare(opts: CompareOptions, log: Callable[[str], None] = print) -> dic
                         f"its best checkpoint so far (epoch {metrics['best_epoch']}) evaluated on the test split")
             rows.append(_row(dataset, model, status, metrics, wall, note=note, run_dir=run_dir, out=out))
             log(f"{dataset} {model}: accuracy {metrics['accuracy']:.4f}, training {metrics['train_time_s']:.1f}s"
-                + (f" (reused from {opts.reuse[model]})" if status == "reused" else ""))
+                + (f" ({status} run from {opts.reuse[model]})" if status != "trained" else ""))
             _write_tables(result, out)
     result["notes"] = paper_notes(rows)
     result["load_average"]["end"] = _loadavg()

@@ -6,8 +6,10 @@ Exported interface (ONNX and TorchScript alike, the same as `Predictor.predict_p
 The model is exported in eval mode (dropout off, BatchNorm running statistics frozen), wrapped with its softmax.
 
 Quantization: ONNX Runtime's `quantize_static`, QDQ format, per-channel symmetric int8 weights, uint8 activations,
-calibrated on official TRAINING images (the test set stays untouched). Chosen over PyTorch's FX quantization by
-measurement: benchmarks/edge.py runs both (see benchmarks/results/edge-*.md).
+calibrated on official TRAINING images (the test set stays untouched). Why ONNX Runtime and not PyTorch's own
+(torch.ao FX quantization): the int8 file then runs where the fp32 ONNX file runs, without torch, and
+torch.ao.quantization's FX API is deprecated in torch 2.14 (it warns, pointing to torchao). benchmarks/edge.py
+measures both side by side (accuracy, size, latency) so the choice can be checked.
 
 Pruning: global unstructured magnitude pruning (torch.nn.utils.prune, made permanent), or structured channel
 pruning that rebuilds smaller Conv/BN/Linear layers; the new sizes go into model_options (`channels`, `hidden`)
