@@ -80,8 +80,7 @@ def plot_curves(history: Sequence[dict[str, Any]], key: str, title: str, path: P
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    if len(epochs) < 30:
-        ax.set_xticks(epochs)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # whole epochs, never crowded
     _save_figure(fig, path)
     plt.close(fig)
 
