@@ -285,6 +285,12 @@ def section_inference(models: list[str]) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- report
+def _curve_table(curve: list[dict]) -> list[str]:
+    """Markdown rows: test accuracy and cumulative training time per epoch."""
+    return ["| epoch | test accuracy | training time |", "|---|---|---|"] + [
+        f"| {c['epoch']} | {c['test_accuracy']:.2%} | {c['train_time_s']:.0f} s |" for c in curve]
+
+
 def markdown(r: dict) -> str:
     m = r["machine"]
     out = [f"# digitrec speed benchmark — {m['date']}", "",
@@ -318,8 +324,7 @@ def markdown(r: dict) -> str:
                 f"{f['command_wall_mean_s']:.1f} s |", ""]
     if "best" in r:
         b = r["best"]
-        out += ["## `digitrec train --preset best`", "", "| epoch | test accuracy | training time |", "|---|---|---|"]
-        out += [f"| {c['epoch']} | {c['test_accuracy']:.2%} | {c['train_time_s']:.0f} s |" for c in b["curve"]]
+        out += ["## `digitrec train --preset best`", "", *_curve_table(b["curve"])]
         out += [f"\nFinal (best-validation checkpoint): **{b['test_accuracy']:.2%}** after {b['train_time_s']:.0f} s of training.", ""]
     if "ensemble" in r:
         e = r["ensemble"]
@@ -327,9 +332,7 @@ def markdown(r: dict) -> str:
                 f"{len(e['members'])} members (best member {e['best_member_accuracy']:.2%}): "
                 f"**{e['accuracy']:.2%}** on the official test set.", ""]
     if "baseline" in r:
-        out += ["## Conventional baseline (" + r["baseline"]["recipe"] + ")", "", "| epoch | test accuracy | training time |",
-                "|---|---|---|"]
-        out += [f"| {c['epoch']} | {c['test_accuracy']:.2%} | {c['train_time_s']:.0f} s |" for c in r["baseline"]["curve"]]
+        out += ["## Conventional baseline (" + r["baseline"]["recipe"] + ")", "", *_curve_table(r["baseline"]["curve"])]
         out.append("")
     if "pipeline" in r:
         p = r["pipeline"]
