@@ -1,24 +1,27 @@
 """Transfer learning, measured: does pretraining a backbone help digits, and where?
 
     DIGITREC_DATA=/work/shared/data nice -n 10 python3 benchmarks/transfer.py [--work DIR] [--only SECTION,...]
-        [--full-labels]
+        [--models M,...] [--fractions F,...] [--with-224]
 
-Sections (run in this order; the JSON and Markdown are rewritten after each, so partial results survive):
+Sections (run in this order; the JSON and Markdown are rewritten after each run, so partial results survive):
   speed     training and inference images/s of each model and ResNet input size (1 thread)
-  pretrain  Fashion-MNIST pretraining (the stand-in for ImageNet, which cannot be downloaded here) of paper-cnn,
-            resnet18@64 and hybrid@64  — `apt-get install dataset-fashion-mnist`
-  fewlabel  paper-cnn on 1 % and 10 % (and with --full-labels 100 %) of MNIST's training labels: from scratch vs
-            initialised from Fashion-MNIST (fine-tuned, and with the conv stack frozen); full 10,000 test set
-  emnist    a paper-cnn trained on MNIST (the fewlabel 10 % scratch run) on the 600 real EMNIST Digits test images,
+  pretrain  Fashion-MNIST pretraining (the stand-in for ImageNet, whose weights cannot be downloaded here) of
+            paper-cnn (3 epochs), resnet18@64 and hybrid@64 (2 epochs) on 12,000 images
+            — `apt-get install dataset-fashion-mnist`
+  fewlabel  paper-cnn on 1 % (10 epochs), 10 % (5 epochs) — seeds 0, 1, 2 — and 100 % (2 epochs, seed 0) of
+            MNIST's training labels: from scratch vs initialised from Fashion-MNIST (fine-tuned, and with the conv
+            stack frozen); MNIST's full 10,000-image test set
+  emnist    a paper-cnn trained on MNIST (the 10 % scratch run, seed 0) on the 600 real EMNIST Digits test images,
             before and after fine-tuning on 480 of them, 5-fold cross-validated (vs from scratch on the same 480)
-  ablation  Fashion-MNIST pretraining of resnet18@64 and hybrid@64, then paper-cnn vs resnet18 (input 28, 64) vs
-            hybrid@64, from scratch vs Fashion-pretrained, frozen vs fine-tuned, on a small MNIST budget (990
-            training images, 1 epoch); tested on a fixed stratified 2,000-image subset of MNIST's canonical test
-            set (the ResNets cost 4–15× paper-cnn per image on a CPU)
+  ablation  paper-cnn vs resnet18 (input 28, 64, 112; 224 with --with-224) vs hybrid@64, from scratch vs
+            Fashion-pretrained, frozen vs fine-tuned, 3 epochs on 6,000 MNIST training images; tested on a fixed
+            stratified 2,000-image subset of MNIST's canonical test set (the ResNets cost 4–28× paper-cnn per image
+            on a CPU)
 
 Every run is a real `digitrec.train.train` call (1 thread, CPU, canonical split of an IDX folder the script writes:
 its train file split 90/10 into train/validation, its test file the test set). Run folders are kept under --work;
-a run folder that already holds metrics.json is reused (marked "reused") so an interrupted benchmark can continue.
+a run folder that already holds metrics.json is reused (marked "reused") so an interrupted benchmark can continue,
+and sections can run in two processes side by side (--models / --only), waiting for each other's pretraining.
 """
 from __future__ import annotations
 
@@ -135,36 +138,59 @@ def speed(work: Path, res: dict) -> None:
     res["speed"] = rows
 
 
-def pretrain(work: Path, res: dict) -> None:
+PRE_EPOCHS = {"paper-cnn": 3, "resnet18": 2, "hybrid": 2}
+FEW = ((0.01, 10, (0, 1, 2)), (0.10, 5, (0, 1, 2)), (1.0, 2, (0,)))  # label fraction, epochs, seeds
+ABL_EPOCHS = 3
+
+
+def _wait_for(path: Path, what: str) -> None:
+    while not path.exists() and not _NO_TRAIN:  # another process may be training it
+        print(f"  waiting for {what}", flush=True)
+        time.sleep(30)
+
+
+def pretrain(work: Path, res: dict, models: list[str]) -> None:
+    """Fashion-MNIST pretraining (12,000 training images) of each backbone the later sections start from."""
     fashion = load(f"idx:{FASHION}")
-    ds = idx_folder(work / "data" / "fashion-5500", *subset(fashion, 5_500, 2_000))
-    res["pretrain"] = [r for r in [run(work / "pre-paper-cnn", "fashion: paper-cnn", model="paper-cnn", dataset=ds,
-                                       epochs=2)] if r]
+    ds = idx_folder(work / "data" / "fashion-12000", *subset(fashion, 12_000, 2_000))
+    rows = []
+    for model in ("paper-cnn", "resnet18", "hybrid"):
+        if model not in models:
+            continue
+        opts = {} if model == "paper-cnn" else {"input_size": 64}
+        size = "@64" if opts else ""
+        row = run(work / f"pre-{model}", f"fashion: {model}{size}", model=model, dataset=ds,
+                  epochs=PRE_EPOCHS[model], model_options=opts)
+        if row:
+            rows.append(row)
+            res["pretrain"] = rows
+            write(res, ("pretrain",))
 
 
-def fewlabel(work: Path, res: dict, full: bool) -> None:
+def fewlabel(work: Path, res: dict, fractions: list[float]) -> None:
     mnist = load("mnist")
     pre = work / "pre-paper-cnn" / "model.pt"
     rows = []
     variants = (("scratch", {}), ("fashion-pretrained, fine-tuned", {"init_from": str(pre)}),
                 ("fashion-pretrained, conv stack frozen", {"init_from": str(pre), "freeze": "backbone"}))
-    plans = [(f, e, v) for f, e in [(0.01, 10), (0.10, 1)] + ([(1.0, 1)] if full else []) for v in variants]
-    plans.sort(key=lambda p: p[:2] != (0.10, 1) or p[2][0] != "scratch")  # the emnist section's source model first
-    for frac, epochs, (variant, extra) in plans:
+    plans = [(f, e, seed, v) for f, e, seeds in FEW if f in fractions for seed in seeds for v in variants
+             if not (f == 1.0 and "frozen" in v[0])]
+    plans.sort(key=lambda p: (p[3][0] != "scratch", p[0], p[2]))  # scratch first: pretraining may still be running
+    for frac, epochs, seed, (variant, extra) in plans:
         n = int(round(60_000 * frac))
-        tag = f"{frac:.0%}"
         ds = idx_folder(work / "data" / f"mnist-{n}", *subset(mnist, n if frac < 1 else None, None))
-        if frac == 1.0 and "frozen" in variant:
-            continue
+        if extra:
+            _wait_for(pre, "the pretrain section's paper-cnn")
         slug = variant.split(",")[0] + ("-frozen" if "frozen" in variant else "")
-        row = run(work / f"few-{n}-{slug}", f"{tag} labels ({n}): {variant}", model="paper-cnn", dataset=ds,
-                  epochs=epochs, **extra)
+        row = run(work / f"few-{n}-{slug}-s{seed}", f"{frac:.0%} labels ({n}), seed {seed}: {variant}",
+                  model="paper-cnn", dataset=ds, epochs=epochs, seed=seed, **extra)
         if row is None:
             continue
-        row.update({"labels": n, "fraction": frac, "variant": variant})
+        row.update({"labels": n, "fraction": frac, "variant": variant, "seed": seed})
         rows.append(row)
-    order = [v[0] for v in variants]
-    res["fewlabel"] = sorted(rows, key=lambda r: (r["labels"], order.index(r["variant"])))
+        order = [v[0] for v in variants]
+        res["fewlabel"] = sorted(rows, key=lambda r: (r["labels"], order.index(r["variant"]), r["seed"]))
+        write(res, ("fewlabel",))
 
 
 def emnist(work: Path, res: dict, data_root: Path, source: str, with_scratch: bool) -> None:
@@ -210,57 +236,47 @@ def emnist(work: Path, res: dict, data_root: Path, source: str, with_scratch: bo
         "before": ms("before"), "finetuned": ms("finetuned"), "scratch": ms("scratch")}
 
 
-def ablation(work: Path, res: dict, models: list[str]) -> None:
-    fashion = load(f"idx:{FASHION}")
-    fds = idx_folder(work / "data" / "fashion-3300", *subset(fashion, 3_300, 1_000))
-    res["ablation_pretrain"] = [
-        run(work / f"pre-{model}64", f"fashion: {model}@64", model=model, dataset=fds, epochs=1,
-            model_options={"input_size": 64}) for model in ("resnet18", "hybrid") if model in models]
-    res["ablation_pretrain"] = [r for r in res["ablation_pretrain"] if r]
-    write(res, ("ablation_pretrain",))
+def ablation(work: Path, res: dict, models: list[str], with_224: bool) -> None:
     mnist = load("mnist")
-    ds = idx_folder(work / "data" / "mnist-abl", *subset(mnist, 1_100, 2_000))
-    rows = []
-    pre_cnn = work / "pre-paper-cnn" / "model.pt"  # written by the pretrain section (maybe in another process)
+    ds = idx_folder(work / "data" / "mnist-abl6000", *subset(mnist, 6_000, 2_000))
+    pre = {m: work / f"pre-{m}" / "model.pt" for m in ("paper-cnn", "resnet18", "hybrid")}
     plans = [
+        ("paper-cnn", {}, "scratch", {}),
+        ("paper-cnn", {}, "fashion-pretrained, fine-tuned", {"init_from": str(pre["paper-cnn"])}),
+        ("paper-cnn", {}, "fashion-pretrained, conv stack frozen",
+         {"init_from": str(pre["paper-cnn"]), "freeze": "backbone"}),
         ("resnet18", {"input_size": 28}, "scratch", {}),
         ("resnet18", {"input_size": 64}, "scratch", {}),
-        ("resnet18", {"input_size": 64}, "fashion-pretrained, fine-tuned",
-         {"backbone_weights": str(work / "pre-resnet1864" / "model.pt")}),
+        ("resnet18", {"input_size": 64}, "fashion-pretrained, fine-tuned", {"backbone_weights": str(pre["resnet18"])}),
         ("resnet18", {"input_size": 64}, "fashion-pretrained, frozen",
-         {"backbone_weights": str(work / "pre-resnet1864" / "model.pt"), "freeze": "backbone"}),
+         {"backbone_weights": str(pre["resnet18"]), "freeze": "backbone"}),
+        ("resnet18", {"input_size": 112}, "scratch", {}),
         ("hybrid", {"input_size": 64}, "scratch", {}),
         # hybrid: --init-from, so both branches and the head start from Fashion-MNIST; "frozen" = its ResNet branch
-        ("hybrid", {"input_size": 64}, "fashion-pretrained, fine-tuned",
-         {"init_from": str(work / "pre-hybrid64" / "model.pt")}),
+        ("hybrid", {"input_size": 64}, "fashion-pretrained, fine-tuned", {"init_from": str(pre["hybrid"])}),
         ("hybrid", {"input_size": 64}, "fashion-pretrained, ResNet branch frozen",
-         {"init_from": str(work / "pre-hybrid64" / "model.pt"), "freeze": "backbone"}),
-        ("paper-cnn", {}, "scratch", {}),
-        ("paper-cnn", {}, "fashion-pretrained, fine-tuned", {"init_from": str(pre_cnn)}),
-        ("paper-cnn", {}, "fashion-pretrained, frozen", {"init_from": str(pre_cnn), "freeze": "backbone"}),
-    ]
-    plans = [p for p in plans if p[0] in models]
-    for model, opts, variant, extra in plans:
-        while extra.get("init_from") == str(pre_cnn) and not pre_cnn.exists() and not _NO_TRAIN:
-            print("  waiting for the pretrain section's paper-cnn", flush=True)
-            time.sleep(30)
+         {"init_from": str(pre["hybrid"]), "freeze": "backbone"}),
+    ] + ([("resnet18", {"input_size": 224}, "scratch", {})] if with_224 else [])
+    rows = []
+    for model, opts, variant, extra in (p for p in plans if p[0] in models):
+        src = extra.get("init_from") or extra.get("backbone_weights")
+        if src:
+            _wait_for(Path(src), f"the pretrain section's {model}")
         size = f"@{opts['input_size']}" if opts else ""
         slug = f"abl-{model}{size.strip('@')}-{variant.split(',')[0]}{'-frozen' if 'frozen' in variant else ''}"
-        row = run(work / slug, f"{model}{size}: {variant}", model=model, dataset=ds, epochs=1,
+        row = run(work / slug, f"{model}{size}: {variant}", model=model, dataset=ds, epochs=ABL_EPOCHS,
                   model_options=opts, **extra)
         if row is None:
             continue
         row["variant"] = variant
         rows.append(row)
         res["ablation"] = rows
-        write(res, ("ablation_pretrain", "ablation"))
-    res["ablation_not_run"] = [
-        "resnet18@112: trains at about the speed of @28 (its layer1 also runs at 28×28; see Speed); left out "
-        "for time — the CPU was shared by ~10 processes, so each CPU-second took ~10 s of wall time",
-        "resnet18@224: ~7× slower to train than @64 (see Speed); not affordable on this shared CPU",
-        "resnet18@28 pretrained/frozen and hybrid@28: a pretrained 7×7 conv1 does not fit the 3×3 stem, and @28 "
-        "trains ~2× slower than @64; only resnet18@28 from scratch was run",
-    ]
+        write(res, ("ablation",))
+    res["ablation_not_run"] = [] if with_224 else [
+        "resnet18@224: ~7× slower to train than @64 (see Speed); run it with --with-224 (about 40 min on one core)"]
+    res["ablation_not_run"].append(
+        "resnet18@28 pretrained/frozen and hybrid@28: a pretrained 7×7 conv1 does not fit the 3×3 stem of the 28×28 "
+        "input; only resnet18@28 from scratch is run")
 
 
 # --- output ------------------------------------------------------------------------------------------------------
@@ -273,13 +289,35 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f} %"
 
 
+def _fewlabel_summary(rows: list[dict]) -> list[str]:
+    """Mean ± std over seeds for each (label count, variant)."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["labels"], r["epochs"]), {}).setdefault(r["variant"], []).append(r["accuracy"])
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    out = ["| labels | epochs | " + " | ".join(variants) + " |", "| ---: | ---: |" + " ---: |" * len(variants)]
+    for (n, epochs), by_variant in sorted(groups.items()):
+        cells = []
+        for v in variants:
+            acc = by_variant.get(v)
+            if not acc:
+                cells.append("not run")
+            elif len(acc) == 1:
+                cells.append(f"{_pct(acc[0])} (1 seed)")
+            else:
+                cells.append(f"{_pct(statistics.mean(acc))} ± {100 * statistics.stdev(acc):.2f} ({len(acc)} seeds)")
+        out.append(f"| {n:,} | {epochs} | " + " | ".join(cells) + " |")
+    return out
+
+
 def markdown(res: dict) -> str:
     info = res["machine"]
     lines = [f"# Transfer learning — {info['date']}", "",
              f"`{'`, `'.join(res.get('commands', [info['command']]))}` at commit {info['git_commit']}; CPU {info['cpu']} ({info['cpu_cores']} cores, "
-             f"1 torch thread), torch {info['torch']}. The CPU was shared with other work while this ran, so times "
-             "are pessimistic and noisy; compare them within this file only.",
-             "", "Every run: Adam lr 1e-3, batch 64, the paper's augmentation (rotation/shear/shift), seed 0, CPU, "
+             f"1 torch thread), torch {info['torch']}. Two benchmark processes (one thread each) shared the "
+             "2 cores with lower-priority work, so wall times are pessimistic; the CPU column is the run's own time.",
+             "", "Every run: Adam lr 1e-3, batch 64, the paper's augmentation (rotation/shear/shift), seed 0 unless "
+             "stated, CPU, "
              "canonical split (train file 90/10 into train/validation; best-validation epoch is tested). "
              "Fashion-MNIST pretraining stands in for ImageNet, whose weights cannot be downloaded here.", ""]
     if "speed" in res:
@@ -290,14 +328,16 @@ def markdown(res: dict) -> str:
             lines.append(f"| {r['model']}{size} | {r['params']:,} | {r['train_images_per_s']} | "
                          f"{r['inference_images_per_s']} |")
         lines.append("")
-    for key, title in (("pretrain", "Fashion-MNIST pretraining (test = Fashion-MNIST test subset)"),
-                       ("ablation_pretrain", "Fashion-MNIST pretraining of the ResNets (test = 1,000 Fashion test)"),
+    for key, title in (("pretrain", "Fashion-MNIST pretraining (12,000 training images; test = 2,000 Fashion test)"),
                        ("fewlabel", "Few labels: paper-cnn on MNIST (test = MNIST's 10,000 test images)"),
-                       ("ablation", "Ablation on MNIST: 990 training images, 1 epoch "
+                       ("ablation", f"Ablation on MNIST: 6,000 training images, {ABL_EPOCHS} epochs "
                                     "(test = stratified 2,000 of MNIST's canonical test set)")):
         if key not in res:
             continue
-        lines += [f"## {title}", "", "| run | train / val / test | epochs | test accuracy | training (wall) "
+        lines += [f"## {title}", ""]
+        if key == "fewlabel":
+            lines += _fewlabel_summary(res[key]) + ["", "Every run:", ""]
+        lines += ["| run | train / val / test | epochs | test accuracy | training (wall) "
                   "| whole run (CPU) |", "| --- | --- | ---: | ---: | ---: | ---: |"]
         for r in res[key]:
             s = r["sizes"]
@@ -357,12 +397,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", default="/tmp/digitrec-transfer", help="run folders (kept; finished runs are reused)")
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
-    ap.add_argument("--full-labels", action="store_true", help="also the 100 %% labels runs (~10 min more)")
+    ap.add_argument("--fractions", default="0.01,0.1,1",
+                    help="fewlabel: these fractions of MNIST's training labels (1 = all; its 2 epochs take ~20 min)")
     ap.add_argument("--models", default="resnet18,hybrid,paper-cnn",
-                    help="ablation: only these models' rows (to run parts side by side)")
-    ap.add_argument("--emnist-source", default="few-600-scratch",
+                    help="pretrain/ablation: only these models' runs (to run parts side by side)")
+    ap.add_argument("--with-224", action="store_true", help="ablation: also resnet18@224 (~40 min on one core)")
+    ap.add_argument("--emnist-source", default="few-6000-scratch-s0",
                     help="run folder (under --work) of the MNIST model the emnist section fine-tunes")
-    ap.add_argument("--emnist-scratch", action="store_true", help="emnist: also train from scratch on each fold")
+    ap.add_argument("--no-emnist-scratch", action="store_true",
+                    help="emnist: skip the from-scratch runs on each fold")
     ap.add_argument("--no-train", action="store_true", help="report the finished runs only; train nothing")
     ap.add_argument("--conclusion", help="a text file whose paragraph goes under ## Conclusion")
     args = ap.parse_args()
@@ -388,15 +431,15 @@ def main() -> None:
         if section == "speed":
             speed(work, res)
         elif section == "pretrain":
-            pretrain(work, res)
+            pretrain(work, res, args.models.split(","))
         elif section == "fewlabel":
-            fewlabel(work, res, args.full_labels)
+            fewlabel(work, res, [float(f) for f in args.fractions.split(",")])
         elif section == "emnist":
-            emnist(work, res, data_root, args.emnist_source, args.emnist_scratch)
+            emnist(work, res, data_root, args.emnist_source, not args.no_emnist_scratch)
         else:
-            ablation(work, res, args.models.split(","))
+            ablation(work, res, args.models.split(","), args.with_224)
         res.setdefault("section_wall_s", {})[section] = round(time.perf_counter() - t0, 1)
-        keys += [section] + (["ablation_pretrain", "ablation_not_run"] if section == "ablation" else [])
+        keys += [section] + (["ablation_not_run"] if section == "ablation" else [])
         write(res, keys)
     if only == [""]:  # --only "" --conclusion FILE: add the conclusion, re-render the Markdown
         write(res, [k for k in keys if k != "machine"])

@@ -66,7 +66,19 @@ class Distributed:
             device = torch.device("cuda", self.local_rank)
             torch.cuda.set_device(device)
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+            if attempt is None:
+                dist.init_process_group(backend)
+            else:
+                # torchrun keeps one store for all restarts of a run. Without a namespace per attempt, a restarted
+                # rank can read the keys its dead predecessors left (e.g. a dead rank's gloo address: "connection
+                # refused" at init) before the new ranks overwrite them.
+                from torch.distributed.rendezvous import rendezvous
+
+                store, rank, world_size = next(rendezvous("env://"))
+                store = dist.PrefixStore(f"digitrec/attempt_{attempt}", store)
+                dist.init_process_group(backend, store=store, rank=rank, world_size=world_size)
         return device
 
     def all_sum(self, t: torch.Tensor) -> torch.Tensor:
@@ -224,7 +236,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         start_epoch, best_acc = state["epoch"], state["best_val_acc"]
         history, train_time = state["history"], state["train_time_s"]
         if dist.is_main:
-            log(f"resuming {out} from epoch {start_epoch}/{cfg.epochs}")
+            log(f"resuming {out} after epoch {start_epoch}/{cfg.epochs} (its last checkpoint)")
     elif dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
 

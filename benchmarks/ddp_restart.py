@@ -1,0 +1,111 @@
+"""Does a torchrun job survive a killed rank? Repeats: 2 CPU processes (gloo) train, rank 1 is SIGKILLed after the
+first epoch, torchrun (--max-restarts 1) restarts both, `--resume-if-exists` continues from last.pt.
+
+    DIGITREC_DATA=/work/shared/data python3 benchmarks/ddp_restart.py [--runs 10] [--rdzv static|c10d]
+
+Counts the runs that finish (exit 0, both epochs, resumed after epoch 1) and writes
+benchmarks/results/ddp-restart-<machine>-<date>.{json,md}. Before `Distributed.setup` gave each restart attempt its
+own store namespace, the restarted ranks could read a dead rank's gloo address and fail with "connection refused".
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import machine_info, machine_slug  # noqa: E402
+from digitrec.fileio import write_json, write_text  # noqa: E402
+
+RECIPE = ["--model", "fast", "--dataset", "mnist", "--split", "canonical", "--limit", "5999", "--epochs", "2",
+          "--batch-size", "64", "--lr", "0.01", "--optimizer", "adam", "--schedule", "onecycle", "--seed", "0",
+          "--device", "cpu", "--threads", "1", "--no-progress", "--resume-if-exists"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(parent: int, local_rank: int) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and f"LOCAL_RANK={local_rank}".encode() in env:
+            return int(entry.name)
+    return None
+
+
+def one_run(out: Path, rdzv: str) -> tuple[bool, str, float]:
+    if rdzv == "static":
+        where = ["--master-addr", "127.0.0.1", "--master-port", str(_free_port())]
+    else:
+        where = ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "--rdzv-id", "bench"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--max-restarts", "1",
+           "--monitor-interval", "0.2", *where, "-m", "digitrec", "train", *RECIPE, "--out", str(out)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    try:
+        while not (out / "last.pt").exists() and proc.poll() is None:
+            time.sleep(0.05)
+        victim = _worker(proc.pid, 1)
+        if victim is not None:
+            os.kill(victim, signal.SIGKILL)
+        output, _ = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    epochs = [line.split()[1] for line in output.splitlines() if line.startswith("epoch ")]
+    ok = proc.returncode == 0 and victim is not None and "resuming" in output and epochs == ["1/2", "2/2"]
+    reason = "" if ok else next((line.strip() for line in output.splitlines() if "Error" in line), f"rc {proc.returncode}")
+    return ok, reason, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--rdzv", choices=("static", "c10d"), default="static")
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.runs):
+            out = Path(tmp) / f"run{i}"
+            ok, reason, wall = one_run(out, args.rdzv)
+            shutil.rmtree(out, ignore_errors=True)
+            rows.append({"run": i, "ok": ok, "wall_s": round(wall, 1), "error": reason})
+            print(f"run {i}: {'ok' if ok else 'FAILED ' + reason} ({wall:.0f} s)", flush=True)
+    passed = sum(r["ok"] for r in rows)
+    res = {"machine": machine_info(), "rdzv": args.rdzv, "runs": rows, "passed": passed, "total": len(rows)}
+    slug = f"ddp-restart-{args.rdzv}-{machine_slug()}-{datetime.date.today().isoformat()}"
+    out = Path(__file__).parent / "results"
+    write_json(out / f"{slug}.json", res)
+    info = res["machine"]
+    lines = [f"# torchrun restart after a killed rank ({args.rdzv} rendezvous) — {info['date']}", "",
+             f"`{info['command']}` at commit {info['git_commit']}; {info['cpu']} ({info['cpu_cores']} cores), "
+             f"torch {info['torch']}.", "",
+             f"**{passed} of {len(rows)} runs finished** (2 gloo processes, rank 1 SIGKILLed after epoch 1, "
+             "torchrun --max-restarts 1, resumed after epoch 1, both epochs trained once).", "",
+             "| run | result | wall |", "| ---: | --- | ---: |"]
+    lines += [f"| {r['run']} | {'ok' if r['ok'] else 'failed: ' + r['error'][:120]} | {r['wall_s']} s |" for r in rows]
+    write_text(out / f"{slug}.md", "\n".join(lines) + "\n")
+    print(f"{passed}/{len(rows)} ok; wrote {out / slug}.{{json,md}}")
+
+
+if __name__ == "__main__":
+    main()
