@@ -16,6 +16,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 # (glob, heading) in the order they appear in the README
+# For these kinds, the first table under each named '## ' section and the '## Conclusion' paragraph are taken instead.
+SECTIONS = {"transfer-*.md": ("Few labels", "Cross-writer", "Ablation")}
 KINDS = [
     ("cpu*-20*.md", "Speed and accuracy (`python -m benchmarks.run`)"),
     ("h100*-20*.md", "Speed and accuracy on GPU (`python -m benchmarks.run`)"),
@@ -41,6 +43,12 @@ def first_tables(text: str, n: int = 1) -> list[str]:
     return tables[:n]
 
 
+def under(text: str, heading: str) -> str:
+    """The part of a Markdown file under the '## ' heading that starts with `heading` (up to the next '## ')."""
+    m = re.search(r"^## " + re.escape(heading) + r".*?$(.*?)(?=^## |\Z)", text, flags=re.S | re.M)
+    return m.group(1) if m else ""
+
+
 def section() -> str:
     parts = []
     for pattern, heading in KINDS:
@@ -49,7 +57,16 @@ def section() -> str:
             continue
         newest = files[-1]
         text = newest.read_text()
-        tables = first_tables(text, 2 if pattern.startswith(("cpu", "h100")) else 1)
+        if pattern in SECTIONS:
+            tables = []
+            for heading in SECTIONS[pattern]:
+                title = re.search(r"^## (" + re.escape(heading) + r".*)$", text, flags=re.M)
+                if title:
+                    tables += [f"**{title.group(1)}**"] + first_tables(under(text, heading))
+            if under(text, "Conclusion").strip():
+                tables.append(under(text, "Conclusion").strip())
+        else:
+            tables = first_tables(text, 2 if pattern.startswith(("cpu", "h100")) else 1)
         rel = newest.relative_to(ROOT)
         parts.append(f"### {heading}\n\n" + "\n\n".join(tables) + f"\n\nFull results, command and hardware: [{rel}]({rel})\n")
     return "\n".join(parts)

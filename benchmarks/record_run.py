@@ -34,7 +34,8 @@ def main() -> None:
     info = machine_info()
     info["command"] = "digitrec train " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in history["config"].items()
-        if k in ("dataset", "model", "split", "epochs", "batch_size", "lr", "optimizer", "seed") and v is not None)
+        if k in ("dataset", "model", "split", "limit", "epochs", "batch_size", "lr", "optimizer", "seed")
+        and v is not None)
     record = {"machine": info, "note": args.note, "metrics": metrics, "history": history}
     write_json(out / "result.json", record)
     epochs = history["epochs"]
