@@ -23,11 +23,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine import machine_info, machine_slug  # noqa: E402
+import digitrec  # noqa: E402
 from digitrec.fileio import write_json, write_text  # noqa: E402
 
 RECIPE = ["--model", "fast", "--dataset", "mnist", "--split", "canonical", "--limit", "5999", "--epochs", "2",
           "--batch-size", "64", "--lr", "0.01", "--optimizer", "adam", "--schedule", "onecycle", "--seed", "0",
           "--device", "cpu", "--threads", "1", "--no-progress", "--resume-if-exists"]
+
+
+TIMEOUT_S = 300  # one run takes ~35 s on 2 cores
 
 
 def _free_port() -> int:
@@ -50,6 +54,17 @@ def _worker(parent: int, local_rank: int) -> int | None:
     return None
 
 
+def _kill_marked(marker: str) -> None:
+    """SIGKILL every process started for this run (torchrun may leave orphaned workers behind when it fails)."""
+    needle = f"DIGITREC_BENCH_RUN={marker}".encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and needle in (entry / "environ").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
+
+
 def one_run(out: Path, rdzv: str) -> tuple[bool, str, float]:
     if rdzv == "static":
         where = ["--master-addr", "127.0.0.1", "--master-port", str(_free_port())]
@@ -57,23 +72,32 @@ def one_run(out: Path, rdzv: str) -> tuple[bool, str, float]:
         where = ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "--rdzv-id", "bench"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--max-restarts", "1",
            "--monitor-interval", "0.2", *where, "-m", "digitrec", "train", *RECIPE, "--out", str(out)]
+    marker = f"{os.getpid()}-{out.name}"
+    log = out.with_suffix(".log")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
-    try:
-        while not (out / "last.pt").exists() and proc.poll() is None:
-            time.sleep(0.05)
-        victim = _worker(proc.pid, 1)
-        if victim is not None:
-            os.kill(victim, signal.SIGKILL)
-        output, _ = proc.communicate(timeout=900)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    with open(log, "w") as sink:  # a file, not a pipe: orphaned workers cannot block the read
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "1", "DIGITREC_BENCH_RUN": marker})
+        try:
+            while not (out / "last.pt").exists() and proc.poll() is None:
+                time.sleep(0.05)
+            victim = _worker(proc.pid, 1)
+            if victim is not None:
+                os.kill(victim, signal.SIGKILL)
+            try:
+                proc.wait(timeout=TIMEOUT_S)
+                hung = False
+            except subprocess.TimeoutExpired:  # a hang is a failure too
+                hung = True
+        finally:
+            _kill_marked(marker)
             proc.wait()
+    output = log.read_text() + (f"\nHangError: no exit within {TIMEOUT_S} s" if hung else "")
     epochs = [line.split()[1] for line in output.splitlines() if line.startswith("epoch ")]
     ok = proc.returncode == 0 and victim is not None and "resuming" in output and epochs == ["1/2", "2/2"]
-    reason = "" if ok else next((line.strip() for line in output.splitlines() if "Error" in line), f"rc {proc.returncode}")
+    # the first error after the kill is rank 0 losing its peer (expected); the restart's own error comes later
+    errors = [line.strip() for line in output.splitlines() if "Error" in line and "[rank0]" not in line]
+    reason = "" if ok else (errors[0] if errors else f"exit status {proc.returncode}")
     return ok, reason, time.perf_counter() - t0
 
 
@@ -81,6 +105,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--rdzv", choices=("static", "c10d"), default="static")
+    ap.add_argument("--tag", default="", help="added to the results file name (e.g. which code was measured)")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,17 +113,21 @@ def main() -> None:
             out = Path(tmp) / f"run{i}"
             ok, reason, wall = one_run(out, args.rdzv)
             shutil.rmtree(out, ignore_errors=True)
+            out.with_suffix(".log").unlink(missing_ok=True)
             rows.append({"run": i, "ok": ok, "wall_s": round(wall, 1), "error": reason})
             print(f"run {i}: {'ok' if ok else 'FAILED ' + reason} ({wall:.0f} s)", flush=True)
     passed = sum(r["ok"] for r in rows)
-    res = {"machine": machine_info(), "rdzv": args.rdzv, "runs": rows, "passed": passed, "total": len(rows)}
-    slug = f"ddp-restart-{args.rdzv}-{machine_slug()}-{datetime.date.today().isoformat()}"
+    res = {"machine": machine_info(), "rdzv": args.rdzv, "tag": args.tag,
+           "pythonpath": os.environ.get("PYTHONPATH", ""), "runs": rows, "passed": passed, "total": len(rows)}
+    slug = f"ddp-restart-{args.rdzv}{'-' + args.tag if args.tag else ''}-{machine_slug()}-{datetime.date.today().isoformat()}"
     out = Path(__file__).parent / "results"
     write_json(out / f"{slug}.json", res)
     info = res["machine"]
-    lines = [f"# torchrun restart after a killed rank ({args.rdzv} rendezvous) — {info['date']}", "",
+    lines = [f"# torchrun restart after a killed rank ({args.rdzv} rendezvous{', ' + args.tag if args.tag else ''}) "
+             f"— {info['date']}", "",
              f"`{info['command']}` at commit {info['git_commit']}; {info['cpu']} ({info['cpu_cores']} cores), "
-             f"torch {info['torch']}.", "",
+             f"torch {info['torch']}. digitrec imported from: `{digitrec.__file__}` (workers: PYTHONPATH "
+             f"`{os.environ.get('PYTHONPATH', '')}`).", "",
              f"**{passed} of {len(rows)} runs finished** (2 gloo processes, rank 1 SIGKILLed after epoch 1, "
              "torchrun --max-restarts 1, resumed after epoch 1, both epochs trained once).", "",
              "| run | result | wall |", "| ---: | --- | ---: |"]

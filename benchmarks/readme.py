@@ -59,10 +59,10 @@ def section() -> str:
         text = newest.read_text()
         if pattern in SECTIONS:
             tables = []
-            for heading in SECTIONS[pattern]:
-                title = re.search(r"^## (" + re.escape(heading) + r".*)$", text, flags=re.M)
+            for part in SECTIONS[pattern]:
+                title = re.search(r"^## (" + re.escape(part) + r".*)$", text, flags=re.M)
                 if title:
-                    tables += [f"**{title.group(1)}**"] + first_tables(under(text, heading))
+                    tables += [f"**{title.group(1)}**"] + first_tables(under(text, part))
             if under(text, "Conclusion").strip():
                 tables.append(under(text, "Conclusion").strip())
         else:

@@ -339,7 +339,13 @@ def markdown(res: dict) -> str:
             lines += _fewlabel_summary(res[key]) + ["", "Every run:", ""]
         lines += ["| run | train / val / test | epochs | test accuracy | training (wall) "
                   "| whole run (CPU) |", "| --- | --- | ---: | ---: | ---: | ---: |"]
-        for r in res[key]:
+        rows = res[key]
+        if key == "ablation":  # model, input size, then variant: the order of the plan, whichever process ran it
+            rows = sorted(rows, key=lambda r: (("paper-cnn", "resnet18", "hybrid").index(r["model"]),
+                                               (r["model_options"] or {}).get("input_size", 0),
+                                               ("scratch", "fashion-pretrained, fine-tuned").index(r["variant"])
+                                               if r["variant"] in ("scratch", "fashion-pretrained, fine-tuned") else 2))
+        for r in rows:
             s = r["sizes"]
             lines.append(f"| {r['name']} | {s['train']} / {s['val']} / {s['test']} | {r['epochs']} | "
                          f"{_pct(r['accuracy'])} | {r['train_time_s']:.0f} s | {r['cpu_s']:.0f} s |")
