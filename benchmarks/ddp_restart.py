@@ -28,7 +28,7 @@ from digitrec.fileio import write_json, write_text  # noqa: E402
 
 RECIPE = ["--model", "fast", "--dataset", "mnist", "--split", "canonical", "--limit", "5999", "--epochs", "2",
           "--batch-size", "64", "--lr", "0.01", "--optimizer", "adam", "--schedule", "onecycle", "--seed", "0",
-          "--device", "cpu", "--threads", "1", "--no-progress", "--resume-if-exists"]
+          "--device", "cpu", "--threads", "1"]
 
 
 TIMEOUT_S = 300  # one run takes ~35 s on 2 cores
@@ -65,39 +65,51 @@ def _kill_marked(marker: str) -> None:
             continue
 
 
-def one_run(out: Path, rdzv: str) -> tuple[bool, str, float]:
+def kill_rank_and_restart(out: Path, recipe: list[str], rdzv: str = "static", timeout: float = TIMEOUT_S,
+                          env: dict[str, str] | None = None) -> tuple[int | None, str, bool]:
+    """torchrun 2 CPU workers training `recipe` into `out`; SIGKILL rank 1 once epoch 1 is saved; let torchrun
+    (--max-restarts 1) restart them. Returns (torchrun's exit status, its output, whether rank 1 was found and killed);
+    a run that does not end within `timeout` s after the kill is stopped and its output ends with "HangError"."""
     if rdzv == "static":
         where = ["--master-addr", "127.0.0.1", "--master-port", str(_free_port())]
     else:
         where = ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "--rdzv-id", "bench"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--max-restarts", "1",
-           "--monitor-interval", "0.2", *where, "-m", "digitrec", "train", *RECIPE, "--out", str(out)]
-    marker = f"{os.getpid()}-{out.name}"
-    log = out.with_suffix(".log")
-    t0 = time.perf_counter()
+           "--monitor-interval", "0.2", *where, "-m", "digitrec", "train", *recipe, "--no-progress",
+           "--resume-if-exists", "--out", str(out)]
+    marker = f"{os.getpid()}-{out.name}-{time.time_ns()}"
+    log = out.with_name(out.name + ".log")
+    hung = False
     with open(log, "w") as sink:  # a file, not a pipe: orphaned workers cannot block the read
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                                env={**os.environ, "OMP_NUM_THREADS": "1", "DIGITREC_BENCH_RUN": marker})
+                                env={**os.environ, **(env or {}), "OMP_NUM_THREADS": "1", "DIGITREC_BENCH_RUN": marker})
         try:
-            while not (out / "last.pt").exists() and proc.poll() is None:
+            deadline = time.monotonic() + timeout
+            while not (out / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)
             victim = _worker(proc.pid, 1)
             if victim is not None:
                 os.kill(victim, signal.SIGKILL)
             try:
-                proc.wait(timeout=TIMEOUT_S)
-                hung = False
+                proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:  # a hang is a failure too
                 hung = True
         finally:
-            _kill_marked(marker)
+            _kill_marked(marker)  # torchrun's workers live in sessions of their own
             proc.wait()
-    output = log.read_text() + (f"\nHangError: no exit within {TIMEOUT_S} s" if hung else "")
+    output = log.read_text() + (f"\nHangError: no exit within {timeout} s" if hung else "")
+    log.unlink()
+    return proc.returncode, output, victim is not None
+
+
+def one_run(out: Path, rdzv: str) -> tuple[bool, str, float]:
+    t0 = time.perf_counter()
+    code, output, killed = kill_rank_and_restart(out, RECIPE, rdzv)
     epochs = [line.split()[1] for line in output.splitlines() if line.startswith("epoch ")]
-    ok = proc.returncode == 0 and victim is not None and "resuming" in output and epochs == ["1/2", "2/2"]
+    ok = code == 0 and killed and "resuming" in output and epochs == ["1/2", "2/2"]
     # the first error after the kill is rank 0 losing its peer (expected); the restart's own error comes later
     errors = [line.strip() for line in output.splitlines() if "Error" in line and "[rank0]" not in line]
-    reason = "" if ok else (errors[0] if errors else f"exit status {proc.returncode}")
+    reason = "" if ok else (errors[0] if errors else f"exit status {code}")
     return ok, reason, time.perf_counter() - t0
 
 
@@ -113,7 +125,6 @@ def main() -> None:
             out = Path(tmp) / f"run{i}"
             ok, reason, wall = one_run(out, args.rdzv)
             shutil.rmtree(out, ignore_errors=True)
-            out.with_suffix(".log").unlink(missing_ok=True)
             rows.append({"run": i, "ok": ok, "wall_s": round(wall, 1), "error": reason})
             print(f"run {i}: {'ok' if ok else 'FAILED ' + reason} ({wall:.0f} s)", flush=True)
     passed = sum(r["ok"] for r in rows)

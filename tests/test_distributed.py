@@ -9,16 +9,11 @@ the new ranks could read the dead ranks' addresses; `Distributed.setup` now give
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
+from benchmarks.ddp_restart import kill_rank_and_restart
 from digitrec.cli import main
 
 TOLERANCE = 0.015  # test accuracy, 2 processes vs 1 (2 epochs on 6,000 images: seed noise is ~0.3-0.5 points)
@@ -29,57 +24,16 @@ RECIPE = ["--model", "fast", "--dataset", "mnist", "--split", "canonical", "--li
           "--seed", "0", "--device", "cpu", "--threads", "1"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(parent: int, local_rank: int) -> int | None:
-    """The pid of torchrun's worker process with this LOCAL_RANK."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            env = (entry / "environ").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == parent and f"LOCAL_RANK={local_rank}".encode() in env:
-            return int(entry.name)
-    return None
-
-
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory, data_root):
     if not sys.platform.startswith("linux"):
         pytest.skip("finds torchrun's workers through /proc")
     out = tmp_path_factory.mktemp("ddp") / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    if data_root is not None:
-        env["DIGITREC_DATA"] = str(data_root)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--max-restarts", "1",
-           "--monitor-interval", "0.2", "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
-           "-m", "digitrec", "train", "--preset", "paper", *RECIPE, "--no-progress", "--resume-if-exists",
-           "--out", str(out)]
-    # its own session: on a failure the whole group (torchrun and its workers) is killed, no orphans left
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 600  # generous: a shared CI machine can be slow
-        while not (out / "last.pt").exists():  # the first epoch is done and saved
-            assert proc.poll() is None, f"torchrun ended before the first epoch:\n{proc.communicate()[0]}"
-            assert time.monotonic() < deadline, "no epoch finished in 600 s"
-            time.sleep(0.05)
-        victim = _worker(proc.pid, local_rank=1)
-        assert victim is not None, "rank 1 not found (did the run end already?)"
-        os.kill(victim, signal.SIGKILL)
-        output, _ = proc.communicate(timeout=900)  # generous: a shared CI machine can be slow
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 0, output
+    env = {"DIGITREC_DATA": str(data_root)} if data_root is not None else {}
+    # generous timeout: a shared CI machine can be slow
+    code, output, killed = kill_rank_and_restart(out, ["--preset", "paper", *RECIPE], timeout=900, env=env)
+    assert killed, f"rank 1 not found (did the run end before its first epoch?):\n{output}"
+    assert code == 0, output
     return out, output
 
 
