@@ -1,5 +1,6 @@
 """The training loop: run files, best-checkpoint selection, exact resume after an interruption, clear errors."""
 import json
+import os
 
 import pytest
 import torch
@@ -61,6 +62,31 @@ def test_interrupted_run_resumes_exactly(tmp_path, data_root, monkeypatch):
     a = checkpoint.load(tmp_path / "straight" / "last.pt")["model"]
     b = checkpoint.load(tmp_path / "resumed" / "last.pt")["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_stops_like_ctrl_c(tmp_path, data_root, monkeypatch):
+    """kill / SLURM preemption / a background job (which ignores Ctrl-C): same clean stop, resumable."""
+    import signal
+
+    cfg = _cfg(data_root, epochs=2)
+    calls = {"n": 0}
+    real = train_mod.augment_batch
+
+    def sigterm_in_epoch_two(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 34:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*a, **k)
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(train_mod, "augment_batch", sigterm_in_epoch_two)
+    with pytest.raises(DigitrecError, match="interrupted: .*last.pt holds epoch 1; continue with --resume"):
+        train(cfg, tmp_path / "run", progress=False, log=lambda s: None)
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is the training run's only
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    monkeypatch.setattr(train_mod, "augment_batch", real)
+    train(cfg, tmp_path / "run", resume=True, progress=False, log=lambda s: None)
+    assert (tmp_path / "run" / "metrics.json").exists()
 
 
 def test_refuses_to_overwrite_and_resume_needs_a_run(tmp_path, data_root):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -42,6 +44,10 @@ def resolve_device(name: str) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise DigitrecError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
     return device
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 class Distributed:
@@ -247,6 +253,11 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
             + (f" × {dist.world_size} processes (global batch {cfg.batch_size * dist.world_size})"
                if dist.enabled else ""))
 
+    # SIGTERM (kill, SLURM preemption, a shell's background job, which ignores Ctrl-C) stops like Ctrl-C: the
+    # epoch in progress is dropped, last.pt keeps the last finished one, and the error says how to resume.
+    previous_sigterm = None
+    if threading.current_thread() is threading.main_thread():
+        previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         for epoch in range(start_epoch, cfg.epochs):
             transfer.start_epoch(model, cfg, epoch + 1)  # model.train(), a frozen backbone kept in eval mode
@@ -335,6 +346,9 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False, pr
         done = len(history)
         where = f"{last_path} holds epoch {done}; continue with --resume" if done else "no epoch had finished"
         raise DigitrecError(f"interrupted: {where}") from None
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
     result: dict[str, Any] = {}
     if dist.is_main and not evaluate_test:
