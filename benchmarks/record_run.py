@@ -29,7 +29,8 @@ def main() -> None:
     stem = f"{args.name}-{machine_slug()}-{datetime.date.today().isoformat()}"
     out = RESULTS / stem
     out.mkdir(parents=True, exist_ok=True)
-    for fig in ("accuracy.png", "loss.png", "confusion.png"):
+    figures = [f for f in ("accuracy.png", "loss.png", "confusion.png") if (run / f).is_file()]  # unfinished: none
+    for fig in figures:
         shutil.copyfile(run / fig, out / fig)
     info = machine_info()
     info["command"] = "digitrec train " + " ".join(
@@ -51,7 +52,7 @@ def main() -> None:
              "| epoch | train loss | train acc | val loss | val acc | epoch time |", "|---|---|---|---|---|---|"]
     lines += [f"| {e['epoch']} | {e['train_loss']:.4f} | {e['train_acc']:.2%} | {e['val_loss']:.4f} | "
               f"{e['val_acc']:.2%} | {e['epoch_time_s']:.0f} s |" for e in epochs]
-    lines += ["", "![accuracy](accuracy.png) ![loss](loss.png) ![confusion](confusion.png)", ""]
+    lines += ["", " ".join(f"![{f[:-4]}]({f})" for f in figures), ""]
     write_text(out / "README.md", "\n".join(lines))
     print(f"wrote {out}/")
 
