@@ -10,6 +10,7 @@ Sections:
   baseline   the conventional way, as PyTorch's examples/mnist: torchvision MNIST + DataLoader + per-sample
              transforms, its Net, Adadelta lr 1.0, StepLR(0.7), batch 64 → test accuracy per epoch
   pipeline   paper-cnn training throughput at batch 64: digitrec's resident-uint8 pipeline vs DataLoader
+             (on the GPU where there is one: the same model on it both ways)
   inference  each model: batch-1 latency p50/p99 and batch-256 images/s, one thread and all threads
 Writes benchmarks/results/<machine>-<date>.{json,md}; `--readme` rewrites the README's results table from it.
 """
@@ -159,21 +160,33 @@ def torchvision_root(tmp: Path) -> Path:
     return tmp
 
 
+def bench_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def conventional_loaders(root: Path, batch_size: int, augment: bool = False):
+    """examples/mnist's loaders: no workers on the CPU; on CUDA its `num_workers=1, pin_memory=True`."""
     from torchvision import datasets, transforms
 
     norm = [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
     train_tf = transforms.Compose(([transforms.RandomAffine(10, translate=(0.1, 0.1), shear=10)] if augment else []) + norm)
     train = datasets.MNIST(root, train=True, download=False, transform=train_tf)
     test = datasets.MNIST(root, train=False, download=False, transform=transforms.Compose(norm))
-    return (torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, num_workers=0),
-            torch.utils.data.DataLoader(test, batch_size=1000, num_workers=0))
+    kw = {"num_workers": 1, "pin_memory": True} if bench_device().type == "cuda" else {"num_workers": 0}
+    return (torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, **kw),
+            torch.utils.data.DataLoader(test, batch_size=1000, **kw))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def section_baseline(work: Path, max_epochs: int, max_batches: int | None = None) -> dict:
     torch.manual_seed(1)
+    device = bench_device()
     train_loader, test_loader = conventional_loaders(torchvision_root(work / "tv"), 64)
-    model = ExamplesNet()
+    model = ExamplesNet().to(device)
     opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
     curve, elapsed = [], 0.0
@@ -183,22 +196,26 @@ def section_baseline(work: Path, max_epochs: int, max_batches: int | None = None
         for i, (x, y) in enumerate(train_loader):
             if max_batches is not None and i >= max_batches:
                 break
+            x, y = x.to(device), y.to(device)
             opt.zero_grad()
             F.cross_entropy(model(x), y).backward()
             opt.step()
         sched.step()
+        _sync(device)
         elapsed += time.perf_counter() - t0
         model.eval()
         correct = 0
         with torch.no_grad():
             for x, y in test_loader:
-                correct += (model(x).argmax(1) == y).sum().item()
+                correct += (model(x.to(device)).argmax(1) == y.to(device)).sum().item()
         curve.append({"epoch": epoch, "test_accuracy": correct / 10000, "train_time_s": elapsed})
         log(f"baseline epoch {epoch}: {correct / 10000:.4f} after {elapsed:.0f}s")
         if correct / 10000 >= TARGETS[-1]:
             break
     return {"curve": curve, "recipe": "examples/mnist: Net, Adadelta lr 1.0, StepLR gamma 0.7, batch 64, "
-                                      "torchvision MNIST + DataLoader (CPU default: no workers) + ToTensor/Normalize"}
+                                      "torchvision MNIST + DataLoader + ToTensor/Normalize"
+                                      + (", on CUDA: num_workers=1, pin_memory" if device.type == "cuda"
+                                         else " (CPU default: no workers)")}
 
 
 def time_to(curve: list[dict], target: float) -> float | None:
@@ -214,15 +231,16 @@ def section_pipeline(work: Path, steps: int) -> dict:
     from digitrec.predict import to_float
 
     results = {}
+    device = bench_device()
     data = load("mnist")
-    x_all = torch.from_numpy(data.train_images)
-    y_all = torch.from_numpy(data.train_labels).long()
+    x_all = torch.from_numpy(data.train_images).to(device)  # digitrec: uint8, resident on the training device
+    y_all = torch.from_numpy(data.train_labels).long().to(device)
     aug = AugmentConfig()
 
     def digitrec_batches():
-        g = torch.Generator().manual_seed(0)
+        g = torch.Generator(device=device).manual_seed(0)
         while True:
-            perm = torch.randperm(len(y_all), generator=g)
+            perm = torch.randperm(len(y_all), generator=g, device=device)
             for i in range(0, len(perm) - 63, 64):
                 idx = perm[i:i + 64]
                 yield random_affine(to_float(x_all[idx]), aug, g), y_all[idx]
@@ -231,21 +249,24 @@ def section_pipeline(work: Path, steps: int) -> dict:
 
     def loader_batches():
         while True:
-            yield from loader
+            for x, y in loader:
+                yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
     for name, batches in (("digitrec", digitrec_batches()), ("dataloader", loader_batches())):
         torch.manual_seed(0)
-        model = create("paper-cnn")
+        model = create("paper-cnn").to(device)
         opt = torch.optim.Adam(model.parameters(), 1e-4)
         for i, (x, y) in enumerate(batches):
             if i == 10:
+                _sync(device)
                 t0 = time.perf_counter()
             opt.zero_grad()
             F.cross_entropy(model(x), y).backward()
             opt.step()
             if i == 10 + steps - 1:
+                _sync(device)
                 break
-        results[name] = steps * 64 / (time.perf_counter() - t0)
+        results[name] = steps * 64 / (time.perf_counter() - t0)  # fp32 both ways: the same work per step
         log(f"pipeline {name}: {results[name]:.0f} images/s")
     results["ratio"] = results["digitrec"] / results["dataloader"]
     return results
@@ -357,6 +378,7 @@ def main() -> None:
     ap.add_argument("--note", default="", help="a remark stored with the results (e.g. other load on the machine)")
     ap.add_argument("--out", default=None, help="results file stem (default: results/<machine>-<date>)")
     ap.add_argument("--work", default=None)
+    ap.add_argument("--train-flags", default="", help="extra `digitrec train` flags for the fast and best sections")
     ap.add_argument("--render", default=None, metavar="JSON", help="only rewrite the .md of an earlier results file")
     args = ap.parse_args()
     if args.render:
@@ -367,7 +389,7 @@ def main() -> None:
         return
     sections = set(args.only.split(","))
     work = Path(args.work or tempfile.mkdtemp(prefix="digitrec-bench-"))
-    extra = ["--limit", "2000", "--epochs", "1"] if args.quick else []
+    extra = (["--limit", "2000", "--epochs", "1"] if args.quick else []) + args.train_flags.split()
     from digitrec.data import load
 
     data = load("mnist")
@@ -389,7 +411,7 @@ def main() -> None:
     if "baseline" in sections:
         result["baseline"] = section_baseline(work, 1 if args.quick else args.baseline_epochs, 30 if args.quick else None)
     if "pipeline" in sections:
-        result["pipeline"] = section_pipeline(work, 20 if args.quick else 150)
+        result["pipeline"] = section_pipeline(work, 20 if args.quick else 600 if bench_device().type == "cuda" else 150)
     if "inference" in sections:
         result["inference"] = section_inference(["paper-cnn", "simple-cnn", "fast", "resnet18", "hybrid"])
     if "baseline" in result and ("fast" in result or "best" in result):

@@ -273,7 +273,8 @@ def _reuse(name: str, src: Path, run_dir: Path, opts: CompareOptions) -> dict:
         done = f"{len(history['epochs'])} of {cfg.get('epochs', '?')}" if metrics.get("unfinished") else \
             str(cfg.get("epochs", "?"))
         metrics.update({"train_time_s": history["train_time_s"],
-                        "description": f"reused run: {done} epochs, {cfg.get('optimizer', 'adam')} lr "
+                        "description": f"reused run: {done} epochs on {history.get('device', '?')}, "
+                                       f"{cfg.get('optimizer', 'adam')} lr "
                                        f"{cfg.get('lr', '?')}, batch {cfg.get('batch_size', '?')}, augmentation "
                                        f"{'on' if cfg.get('augment') else 'off'}"})
     if src.resolve() != run_dir.resolve():

@@ -23,18 +23,20 @@ def cpu_model() -> str:
 
 
 def git_commit() -> str:
-    """Short commit of the source tree (with -dirty for uncommitted changes), or 'unknown' outside a checkout."""
+    """Short commit of the source tree (with -dirty for uncommitted changes); outside a checkout (a copy of the tree
+    sent to another machine) the DIGITREC_GIT_COMMIT variable, else 'unknown'."""
     here = Path(__file__).parent
+    fallback = os.environ.get("DIGITREC_GIT_COMMIT", "unknown")
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=here,
                              timeout=10)
         if out.returncode != 0:
-            return "unknown"
+            return fallback
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                                text=True, cwd=here, timeout=10).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return fallback
 
 
 def machine_info() -> dict:
