@@ -93,7 +93,7 @@ def test_reuse_takes_a_finished_run_instead_of_training(tiny_compare, tmp_path, 
     assert row["accuracy"] == json.loads((src / "metrics.json").read_text())["accuracy"]
     assert row["train_time_s"] == history["train_time_s"]
     assert (tmp_path / "c/runs/mnist-fast/model.pt").is_file()
-    assert "reused run" in (tmp_path / "c/table.md").read_text()
+    assert f"reused run: {history['config']['epochs']} epochs on {history['device']}," in (tmp_path / "c/table.md").read_text()
     # the table can be re-made: the earlier copy is replaced, the source named stays the original
     assert main(["compare", "--datasets", "mnist", "--models", "fast", "--reuse", f"fast={src}",
                  "--out", str(tmp_path / "c"), "--no-progress"]) == 0
@@ -204,3 +204,12 @@ def test_unfinished_run_only_with_allow_unfinished(tiny_compare, tmp_path, capsy
     assert row["status"] == "unfinished" and "1 of 1 epochs done" in row["note"]
     assert row["accuracy"] == pytest.approx(finished["accuracy"])  # same checkpoint, evaluated afresh
     assert "**unfinished**" in (tmp_path / "b/table.md").read_text()
+
+
+def test_results_name_the_commit_given_when_the_tree_travels_without_its_git(monkeypatch):
+    from digitrec.machine import git_commit, machine_info
+
+    monkeypatch.setenv("DIGITREC_GIT_COMMIT", "c0ffee1")
+    assert git_commit() == "c0ffee1" and machine_info()["git_commit"] == "c0ffee1"
+    monkeypatch.delenv("DIGITREC_GIT_COMMIT")
+    assert git_commit() != "c0ffee1"

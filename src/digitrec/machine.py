@@ -24,9 +24,12 @@ def cpu_model() -> str:
 
 def git_commit() -> str:
     """Short commit of the source tree (with -dirty for uncommitted changes); outside a checkout (a copy of the tree
-    sent to another machine) the DIGITREC_GIT_COMMIT variable, else 'unknown'."""
+    sent to another machine) 'unknown'. DIGITREC_GIT_COMMIT, when set, names it instead: a copy of the tree may
+    travel with stale git metadata."""
+    if os.environ.get("DIGITREC_GIT_COMMIT"):
+        return os.environ["DIGITREC_GIT_COMMIT"]
     here = Path(__file__).parent
-    fallback = os.environ.get("DIGITREC_GIT_COMMIT", "unknown")
+    fallback = "unknown"
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=here,
                              timeout=10)
