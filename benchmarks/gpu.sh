@@ -15,6 +15,8 @@
 # finishes: a call cut off by its time limit keeps what it measured. DIGITREC_GIT_COMMIT names the commit (the copy of
 # the tree may travel with stale git metadata). BUDGET_S (default 570) bounds the speed part.
 set -uo pipefail
+PART=${1:-all}
+[[ $PART == table1 || $PART == speed || $PART == all ]] || { echo "usage: benchmarks/gpu.sh table1|speed|all" >&2; exit 2; }
 R=${OUT:-benchmarks/results/gpu-run}
 W=${WORK:-/tmp/digitrec-gpu}
 BUDGET_S=${BUDGET_S:-570}
@@ -24,8 +26,6 @@ exec > >(tee -a "$R/gpu.log") 2>&1
 stamp() { echo "[$(date -u +%T) +${SECONDS}s] $*"; }
 digitrec() { python3 -m digitrec "$@"; }
 
-PART=${1:-all}
-[[ $PART == table1 || $PART == speed || $PART == all ]] || { echo "usage: benchmarks/gpu.sh table1|speed|all" >&2; exit 2; }
 quick=(); cquick=(); speed_quick=()
 if [[ ${QUICK:-0} == 1 ]]; then
   quick=(--limit 1000 --epochs 1); cquick=(--classical-limit 2000); speed_quick=(--quick --seeds 0)
