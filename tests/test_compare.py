@@ -213,3 +213,18 @@ def test_results_name_the_commit_given_when_the_tree_travels_without_its_git(mon
     assert git_commit() == "c0ffee1" and machine_info()["git_commit"] == "c0ffee1"
     monkeypatch.delenv("DIGITREC_GIT_COMMIT")
     assert git_commit() != "c0ffee1"
+
+
+def test_uneven_epoch_times_are_pointed_out(tmp_path):
+    from digitrec.compare import epoch_time_note
+
+    def run(times):
+        d = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        d.mkdir()
+        (d / "history.json").write_text(json.dumps({"epochs": [{"epoch_time_s": t} for t in times]}))
+        return d
+
+    note = epoch_time_note("mnist", "hybrid", run([10.0, 11.0, 30.0, 10.5]))
+    assert note is not None and "epoch 3 took over 1.5×" in note and "40 s" in note and "62 s recorded" in note
+    assert epoch_time_note("mnist", "hybrid", run([10.0, 11.0, 12.0])) is None  # a quiet machine: no note
+    assert epoch_time_note("mnist", "hybrid", tmp_path / "missing") is None

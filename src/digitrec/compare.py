@@ -321,6 +321,28 @@ def _row(dataset: str, model: str, status: str, metrics: dict | None = None, wal
     return row
 
 
+def epoch_time_note(dataset: str, model: str, run_dir: Path) -> str | None:
+    """A note when a run's epochs took very different times (the machine was shared for some of them): its total
+    training time then overstates the model's cost, and the median epoch × epochs is the fairer estimate."""
+    import json
+    import statistics
+
+    try:
+        times = [e["epoch_time_s"] for e in json.loads((run_dir / "history.json").read_text())["epochs"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if len(times) < 3:
+        return None
+    fastest, median = min(times), statistics.median(times)
+    slow = [i + 1 for i, t in enumerate(times) if t > 1.5 * fastest]
+    if not slow:
+        return None
+    return (f"{dataset} {model}: epoch times ranged {fastest:.0f}–{max(times):.0f} s (median {median:.0f} s); "
+            f"epoch{'s' if len(slow) > 1 else ''} {', '.join(map(str, slow))} took over 1.5× the fastest, so the "
+            f"machine was probably shared then: {len(times)} × the fastest epoch = {len(times) * fastest:.0f} s is "
+            f"closer to the cost on a quiet machine than the {sum(times):.0f} s recorded")
+
+
 def paper_notes(rows: list[dict]) -> list[str]:
     """Say which of the paper's rows have nothing of ours beside them, and whether hybrid exists at all."""
     from .models import available
@@ -386,7 +408,8 @@ def run_compare(opts: CompareOptions, log: Callable[[str], None] = print) -> dic
             log(f"{dataset} {model}: accuracy {metrics['accuracy']:.4f}, training {metrics['train_time_s']:.1f}s"
                 + (f" ({status} run from {opts.reuse[model]})" if status != "trained" else ""))
             _write_tables(result, out)
-    result["notes"] = paper_notes(rows)
+    result["notes"] = paper_notes(rows) + [n for r in rows if r["run_dir"] and r["status"] in DONE
+                                           for n in [epoch_time_note(r["dataset"], r["model"], out / r["run_dir"])] if n]
     result["load_average"]["end"] = _loadavg()
     busy = max(result["load_average"]["start"] + result["load_average"]["end"], default=0.0)
     if busy > (result["machine"]["cpu_cores"] or 1):
