@@ -378,7 +378,6 @@ def main() -> None:
     ap.add_argument("--note", default="", help="a remark stored with the results (e.g. other load on the machine)")
     ap.add_argument("--out", default=None, help="results file stem (default: results/<machine>-<date>)")
     ap.add_argument("--work", default=None)
-    ap.add_argument("--train-flags", default="", help="extra `digitrec train` flags for the fast and best sections")
     ap.add_argument("--render", default=None, metavar="JSON", help="only rewrite the .md of an earlier results file")
     args = ap.parse_args()
     if args.render:
@@ -389,7 +388,7 @@ def main() -> None:
         return
     sections = set(args.only.split(","))
     work = Path(args.work or tempfile.mkdtemp(prefix="digitrec-bench-"))
-    extra = (["--limit", "2000", "--epochs", "1"] if args.quick else []) + args.train_flags.split()
+    extra = ["--limit", "2000", "--epochs", "1"] if args.quick else []
     from digitrec.data import load
 
     data = load("mnist")

@@ -323,7 +323,7 @@ def _row(dataset: str, model: str, status: str, metrics: dict | None = None, wal
 
 def epoch_time_note(dataset: str, model: str, run_dir: Path) -> str | None:
     """A note when a run's epochs took very different times (the machine was shared for some of them): its total
-    training time then overstates the model's cost, and the median epoch × epochs is the fairer estimate."""
+    training time then overstates the model's cost, and the fastest epoch × epochs is the quiet-machine estimate."""
     import json
     import statistics
 

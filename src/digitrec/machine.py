@@ -29,17 +29,16 @@ def git_commit() -> str:
     if os.environ.get("DIGITREC_GIT_COMMIT"):
         return os.environ["DIGITREC_GIT_COMMIT"]
     here = Path(__file__).parent
-    fallback = "unknown"
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=here,
                              timeout=10)
         if out.returncode != 0:
-            return fallback
+            return "unknown"
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                                text=True, cwd=here, timeout=10).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return fallback
+        return "unknown"
 
 
 def machine_info() -> dict:
