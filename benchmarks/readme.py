@@ -18,6 +18,8 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 # (glob, heading) in the order they appear in the README
 # For these kinds, the first table under each named '## ' section and the '## Conclusion' paragraph are taken instead.
 SECTIONS = {"transfer-*.md": ("Few labels", "Cross-writer", "Ablation")}
+# For these kinds the file's '## Notes' list follows the table (it says which timings a shared machine inflated).
+WITH_NOTES = {"table1*.md"}
 KINDS = [
     ("cpu*-20*.md", "Speed and accuracy (`python -m benchmarks.run`)"),
     ("h100*-20*.md", "Speed and accuracy on GPU (`python -m benchmarks.run`)"),
@@ -67,6 +69,8 @@ def section() -> str:
                 tables.append(under(text, "Conclusion").strip())
         else:
             tables = first_tables(text, 2 if pattern.startswith(("cpu", "h100")) else 1)
+            if pattern in WITH_NOTES and under(text, "Notes").strip():
+                tables.append(under(text, "Notes").strip())
         rel = newest.relative_to(ROOT)
         parts.append(f"### {heading}\n\n" + "\n\n".join(tables) + f"\n\nFull results, command and hardware: [{rel}]({rel})\n")
     return "\n".join(parts)

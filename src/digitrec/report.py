@@ -233,6 +233,7 @@ th{font-size:12px;color:var(--muted);font-weight:600;background:#fafbfc}th:first
 td.ours{font-weight:700;color:var(--accent)}td.paper{color:var(--muted)}
 .up{color:#15803d;font-size:12px}.down{color:var(--bad);font-size:12px}
 .na{color:var(--bad);font-style:italic;white-space:normal;text-align:left}
+td.l{white-space:normal}.scroll{overflow-x:auto}  /* long names wrap; a table too wide scrolls in its card */
 .kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:12px;margin:4px 0 14px}
 .kpi{background:#f8fafc;border:1px solid var(--line);border-radius:10px;padding:10px 14px}
 .kpi b{display:block;font-size:21px;color:var(--ink)}.kpi span{color:var(--muted);font-size:12px}
@@ -285,7 +286,7 @@ def comparison_html(table: dict) -> str:
         parts.append(f'<h3>{_e(dataset)}' + (f' · test n = {size["test"]:,}' if size else "") + "</h3>")
         if not info.get("available", True):
             parts.append(f'<p class="na">{_e(dataset)}: not available — {_e(info.get("error", ""))}</p>')
-        parts.append("<table><tr><th>model</th><th class=l>paper's row</th><th>paper accuracy</th><th>our accuracy</th>"
+        parts.append("<div class=scroll><table><tr><th>model</th><th class=l>paper's row</th><th>paper accuracy</th><th>our accuracy</th>"
                      "<th>macro F1</th><th>paper training</th><th>our training</th><th>train images</th>"
                      "<th class=l>source</th></tr>")
         for r in rows:
@@ -307,7 +308,7 @@ def comparison_html(table: dict) -> str:
                 + (f'<br><small>CPU {_secs(r["cpu_time_s"])}</small>' if r.get("cpu_time_s") is not None else "")
                 + '</td>'
                 f'<td>{"—" if r["n_train"] is None else format(r["n_train"], ",")}</td>{src}</tr>')
-        parts.append("</table>")
+        parts.append("</table></div>")
     notes = list(table.get("notes", [])) + [
         "Training time: classical = fit; neural = the training epochs (validation and test evaluation excluded). "
         "The paper does not state its hardware, so times compare only roughly."]
