@@ -1,4 +1,4 @@
-"""Regenerate the README's results section from benchmarks/results/ (the newest file of each kind).
+"""Regenerate the README's results section from benchmarks/results/ (the last file of each kind by name).
 
     python -m benchmarks.readme
 For each kind of result it takes the title and the first table of the Markdown file the benchmark wrote, and links
@@ -54,7 +54,10 @@ def under(text: str, heading: str) -> str:
 def section() -> str:
     parts = []
     for pattern, heading in KINDS:
-        files = sorted(RESULTS.glob(pattern), key=lambda p: p.stat().st_mtime)
+        # by name, not mtime (a fresh clone gives every file the same mtime): names end in their date, so the newest
+        # sorts last; a same-day re-measurement is named to sort after the record it replaces
+        # (paper-preset-mnist-quiet-… after paper-preset-mnist-cpu2-…)
+        files = sorted(RESULTS.glob(pattern))
         if not files:
             continue
         newest = files[-1]
