@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import shutil
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,8 +99,6 @@ def _read_run(run_dir: Path, need_history: bool = True, unfinished_ok: bool = Fa
     """metrics.json and history.json of a finished run (classical runs of a comparison have no history).
     With unfinished_ok, a run still training (history.json and model.pt, no metrics.json yet) gives (None, history).
     """
-    import json
-
     if not run_dir.is_dir():
         raise DigitrecError(f"--reuse: {run_dir} is not a folder")
     out: list[dict | None] = []
@@ -284,8 +284,6 @@ def _reuse(name: str, src: Path, run_dir: Path, opts: CompareOptions) -> dict:
 
 def _is_copy(run_dir: Path) -> bool:
     """Whether run_dir holds a comparison's copy of a reused run (its metrics.json says reused_from)."""
-    import json
-
     try:
         return "reused_from" in json.loads((run_dir / "metrics.json").read_text())
     except (OSError, ValueError):
@@ -326,9 +324,6 @@ def epoch_time_note(dataset: str, model: str, run_dir: Path) -> str | None:
     training time then overstates the model's cost. The estimate for a quiet machine is epochs × the median of the
     epochs within 1.5× of the fastest: the fastest alone runs low even on a quiet machine (a quiet 25-epoch
     simple-cnn run: 529 s by its fastest epoch, 567 s measured)."""
-    import json
-    import statistics
-
     try:
         times = [e["epoch_time_s"] for e in json.loads((run_dir / "history.json").read_text())["epochs"]]
     except (OSError, ValueError, KeyError, TypeError):
@@ -411,8 +406,12 @@ def run_compare(opts: CompareOptions, log: Callable[[str], None] = print) -> dic
             log(f"{dataset} {model}: accuracy {metrics['accuracy']:.4f}, training {metrics['train_time_s']:.1f}s"
                 + (f" ({status} run from {opts.reuse[model]})" if status != "trained" else ""))
             _write_tables(result, out)
-    result["notes"] = paper_notes(rows) + [n for r in rows if r["run_dir"] and r["status"] in DONE
-                                           for n in [epoch_time_note(r["dataset"], r["model"], out / r["run_dir"])] if n]
+    result["notes"] = paper_notes(rows)
+    for r in rows:
+        if r["run_dir"] and r["status"] in DONE:
+            note = epoch_time_note(r["dataset"], r["model"], out / r["run_dir"])
+            if note:
+                result["notes"].append(note)
     result["load_average"]["end"] = _loadavg()
     busy = max(result["load_average"]["start"] + result["load_average"]["end"], default=0.0)
     if busy > (result["machine"]["cpu_cores"] or 1):
