@@ -102,3 +102,21 @@ def test_data_info_and_verify(data_root):
     # EMNIST images are not on this machine: verify must say so and fail, listing the missing files.
     if "missing" in r.stdout:
         assert r.returncode == 2 and "missing or corrupt" in r.stderr
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["read", "m.pt", "--json", "a.png", "b.png"], {"paths": ["m.pt", "a.png", "b.png"], "json": True}),
+    (["read", "--min-confidence", "0.5", "a.png", "--json", "b.png"],
+     {"paths": ["a.png", "b.png"], "json": True, "min_confidence": 0.5}),
+    (["predict", "--json", "m.pt", "a.png", "b.png"], {"checkpoint": "m.pt", "images": ["a.png", "b.png"]}),
+    (["report", "r1", "--out", "o.html", "r2"], {"out": "o.html"}),
+    (["ensemble", "r1", "--split", "canonical", "r2"], {"split": "canonical"}),
+    (["export", "--out", "m.onnx", "m.pt", "--format", "onnx"], {"checkpoint": "m.pt", "out": "m.onnx"}),
+])
+def test_options_anywhere(argv, expect):
+    """Options may stand before, between or after the positionals of every subcommand."""
+    from digitrec.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    for key, value in expect.items():
+        assert getattr(args, key) == value, (key, getattr(args, key))

@@ -17,10 +17,25 @@ class _Parser(argparse.ArgumentParser):
         raise DigitrecError(f"{self.prog}: {message}")
 
 
+class _CommandParser(_Parser):
+    """A subcommand's parser: options may stand anywhere among the positionals (`read M --json a.png b.png`)."""
+
+    _intermixed = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixed:  # parse_known_intermixed_args calls back into this method
+            return super().parse_known_args(args, namespace)
+        self._intermixed = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixed = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="digitrec", description="Handwritten digit recognition: train, evaluate, read digits.")
     parser.add_argument("--version", action="version", version=f"digitrec {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     from . import commands
 
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
