@@ -96,7 +96,7 @@ def test_reuse_takes_a_finished_run_instead_of_training(tiny_compare, tmp_path, 
     md = (tmp_path / "c/table.md").read_text()
     assert f"reused run: {history['config']['epochs']} epochs on {history['device']}," in md
     # the table's source cell names the run folder, not its machine-specific path
-    assert "| reused run `mnist-fast` |" in md and f"`{src}`" not in md
+    assert "| reused run `mnist-fast` (" in md and f"`{src}`" not in md
     # the table can be re-made: the earlier copy is replaced, the source named stays the original
     assert main(["compare", "--datasets", "mnist", "--models", "fast", "--reuse", f"fast={src}",
                  "--out", str(tmp_path / "c"), "--no-progress"]) == 0
@@ -170,6 +170,7 @@ def test_bad_input_fails_before_training(args, message, tmp_path, capsys, no_emn
 
 
 def test_reuse_of_an_unfinished_or_mismatched_run(tiny_compare, tmp_path, capsys, no_emnist):
+    """A run still training (no metrics.json) is refused here; benchmarks/table1.py tables such runs."""
     out, _ = tiny_compare
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
@@ -191,24 +192,6 @@ def test_existing_run_folder_is_not_overwritten(tiny_compare, capsys, no_emnist)
     assert (out / "runs/mnist-svm/metrics.json").read_bytes() == before
 
 
-def test_unfinished_run_only_with_allow_unfinished(tiny_compare, tmp_path, capsys, no_emnist):
-    out, _ = tiny_compare
-    run = tmp_path / "still-training"
-    run.mkdir()
-    for f in ("history.json", "model.pt"):  # what a run has after its first epochs, before metrics.json
-        (run / f).write_bytes((out / "runs/mnist-fast" / f).read_bytes())
-    code = main(["compare", "--models", "fast", "--reuse", f"fast={run}", "--out", str(tmp_path / "a")])
-    assert code == 2 and "--allow-unfinished" in capsys.readouterr().err and not (tmp_path / "a").exists()
-    code = main(["compare", "--models", "fast", "--reuse", f"fast={run}", "--allow-unfinished",
-                 "--out", str(tmp_path / "b")])
-    assert code == 0
-    row = json.loads((tmp_path / "b/table.json").read_text())["rows"][0]
-    finished = json.loads((out / "runs/mnist-fast/metrics.json").read_text())
-    assert row["status"] == "unfinished" and "1 of 1 epochs done" in row["note"]
-    assert row["accuracy"] == pytest.approx(finished["accuracy"])  # same checkpoint, evaluated afresh
-    assert "**unfinished**" in (tmp_path / "b/table.md").read_text()
-
-
 def test_results_name_the_commit_given_when_the_tree_travels_without_its_git(monkeypatch):
     from digitrec.machine import git_commit, machine_info
 
@@ -218,16 +201,31 @@ def test_results_name_the_commit_given_when_the_tree_travels_without_its_git(mon
     assert git_commit() != "c0ffee1"
 
 
-def test_uneven_epoch_times_are_pointed_out(tmp_path):
-    from digitrec.compare import epoch_time_note
+def test_each_row_names_the_commit_its_run_was_trained_at(tiny_compare, tmp_path, no_emnist):
+    """Rows reused from runs trained at different commits each name their own (from the run's provenance block)."""
+    import shutil
 
-    def run(times):
-        d = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
-        d.mkdir()
-        (d / "history.json").write_text(json.dumps({"epochs": [{"epoch_time_s": t} for t in times]}))
-        return d
-
-    note = epoch_time_note("mnist", "hybrid", run([10.0, 11.0, 30.0, 10.5]))
-    assert note is not None and "epoch 3 took over 1.5×" in note and "(10 s) = 42 s" in note and "62 s recorded" in note
-    assert epoch_time_note("mnist", "hybrid", run([10.0, 11.0, 12.0])) is None  # a quiet machine: no note
-    assert epoch_time_note("mnist", "hybrid", tmp_path / "missing") is None
+    out, _ = tiny_compare
+    runs = {}
+    for name, provenance in (("clean", {"commit": "a" * 40, "dirty": False}),
+                             ("dirty", {"commit": "b" * 40, "dirty": True, "diff_sha256": "c" * 64}),
+                             ("unknown", None)):
+        runs[name] = tmp_path / name
+        shutil.copytree(out / "runs/mnist-fast", runs[name])
+        history = json.loads((runs[name] / "history.json").read_text())
+        history.pop("provenance", None)
+        if provenance:
+            history["provenance"] = {"argv": ["digitrec", "train"], **provenance}
+        (runs[name] / "history.json").write_text(json.dumps(history))
+    expected = {"clean": "a" * 12, "dirty": "b" * 12 + "-dirty (diff sha256 cccccccccccc)", "unknown": None}
+    for name, commit in expected.items():
+        assert main(["compare", "--models", "fast", "--reuse", f"fast={runs[name]}", "--out", str(tmp_path / f"c-{name}"),
+                     "--no-progress"]) == 0
+        row = json.loads((tmp_path / f"c-{name}/table.json").read_text())["rows"][0]
+        assert row["commit"] == commit
+        md = (tmp_path / f"c-{name}/table.md").read_text()
+        assert (f"(trained at {commit})" if commit else "(commit unknown)") in md
+    # classical rows fitted here name the commit of this comparison's code
+    svm = json.loads((out / "runs/mnist-svm/metrics.json").read_text())
+    table = json.loads((out / "table.json").read_text())
+    assert svm["trained_at"] == table["rows"][0]["commit"] == table["machine"]["git_commit"]

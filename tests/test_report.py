@@ -1,14 +1,17 @@
 """`digitrec report`: one self-contained HTML file with the table, the figures and the most confident mistakes."""
 from __future__ import annotations
 
+import json
 import re
+import shutil
 
 import numpy as np
 import pytest
 
 from digitrec.cli import main
 from digitrec.compare import CompareOptions, run_compare
-from digitrec.report import Run, _read_run, confident_errors
+from digitrec.report import build_report, confident_errors
+from digitrec.runs import Run, read_run
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +51,7 @@ def test_report_over_a_single_training_run(compare_dir, tmp_path):
 
 
 def test_most_confident_mistakes_are_mistakes_in_confidence_order(compare_dir, data_root):
-    run = _read_run(compare_dir / "runs/mnist-fast")
+    run = read_run(compare_dir / "runs/mnist-fast")
     items, note = confident_errors(run, 8, str(data_root) if data_root else None)
     assert len(items) == 8 and "re-run on the paper split's 7,000 test images" in note
     assert all(e["true"] != e["pred"] for e in items)
@@ -56,7 +59,7 @@ def test_most_confident_mistakes_are_mistakes_in_confidence_order(compare_dir, d
     assert conf == sorted(conf, reverse=True)
     assert all(e["image"].startswith("data:image/png;base64,") for e in items)
     # the classical run's recorded mistakes resolve to the same test images
-    knn: Run = _read_run(compare_dir / "runs/mnist-knn")
+    knn: Run = read_run(compare_dir / "runs/mnist-knn")
     items, note = confident_errors(knn, 5, str(data_root) if data_root else None)
     assert len(items) == 5 and all(e["true"] != e["pred"] for e in items)
     assert "vote share" in note
@@ -80,3 +83,87 @@ def test_negative_examples_is_refused(compare_dir, tmp_path, capsys):
     code = main(["report", str(compare_dir), "--out", str(tmp_path / "r.html"), "--examples", "-1"])
     assert code == 2 and "--examples must be ≥ 0" in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.fixture
+def run_copy(compare_dir, tmp_path):
+    """A copy of the comparison's `fast` run, free to be damaged."""
+    run = tmp_path / "run"
+    shutil.copytree(compare_dir / "runs/mnist-fast", run)
+    return run
+
+
+def _edit_json(path, change):
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_values_from_run_files_arrive_escaped(run_copy, tmp_path):
+    """Markup in a run's files is shown as text: the page is rendered with autoescaping."""
+    attack = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+    def inject(history):
+        history["device"] = attack
+        history["config"]["optimizer"] = attack
+
+    _edit_json(run_copy / "history.json", inject)
+    _edit_json(run_copy / "metrics.json", lambda m: m.update(model=attack, description=attack, device=attack))
+    page = build_report([run_copy], examples=0, log=lambda s: None)
+    assert "<script" not in page and "onerror=" not in page.replace("onerror=alert(1)&gt;", "")
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+    assert page.count("&lt;script&gt;") == 3  # the title, the device, the description
+
+
+def test_values_from_a_comparison_arrive_escaped(compare_dir, tmp_path):
+    cmp = tmp_path / "cmp"
+    shutil.copytree(compare_dir, cmp)
+
+    def inject(table):
+        table["notes"].append("<b>bold</b>")
+        table["rows"][0]["model"] = "<i>svm</i>"
+        table["machine"]["cpu"] = "<marquee>"
+
+    _edit_json(cmp / "table.json", inject)
+    page = build_report([cmp], examples=0, log=lambda s: None)
+    assert "<b>bold</b>" not in page and "&lt;b&gt;bold&lt;/b&gt;" in page
+    assert "<i>svm</i>" not in page and "&lt;i&gt;svm&lt;/i&gt;" in page
+    assert "<marquee>" not in page and "&lt;marquee&gt;" in page
+
+
+@pytest.mark.parametrize("file, change, message", [
+    ("metrics.json", lambda m: m["sizes"].update(val="abc"), 'metrics.json.sizes.val must be an integer, got "abc"'),
+    ("metrics.json", lambda m: m.update(accuracy="99%"), 'metrics.json.accuracy must be a number, got "99%"'),
+    ("metrics.json", lambda m: m.update(confusion_matrix=[[1, 2], "x"]), "confusion_matrix[1] must be a list"),
+    ("metrics.json", lambda m: m["per_class"]["3"].update(f1=None), "per_class.3.f1 must be a number, got null"),
+    ("metrics.json", lambda m: m.pop("per_class"), "metrics.json: no per_class"),
+    ("history.json", lambda h: h["epochs"][0].update(val_acc=True), "epochs[0].val_acc must be a number, got true"),
+    ("history.json", lambda h: h.update(epochs={"1": {}}), "history.json.epochs must be a list, got dict"),
+])
+def test_ill_typed_run_files_are_one_line_errors(run_copy, tmp_path, capsys, file, change, message):
+    _edit_json(run_copy / file, change)
+    code = main(["report", str(run_copy), "--out", str(tmp_path / "r.html"), "--examples", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1 and str(run_copy / file) in err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_ill_typed_table_is_a_one_line_error(compare_dir, tmp_path, capsys):
+    cmp = tmp_path / "cmp"
+    shutil.copytree(compare_dir, cmp)
+    _edit_json(cmp / "table.json", lambda t: t["rows"][1].update(accuracy="high"))
+    code = main(["report", str(cmp), "--out", str(tmp_path / "r.html"), "--examples", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and 'table.json.rows[1].accuracy must be a number or null, got "high"' in err
+    assert err.count("\n") == 1 and not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("target", ["model.pt", "metrics.json", "history.json", "."])
+def test_report_never_writes_over_its_inputs(run_copy, capsys, target):
+    before = {f.name: f.read_bytes() for f in run_copy.iterdir()}
+    code = main(["report", str(run_copy), "--out", str(run_copy / target), "--examples", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and ("would replace" in err or "is a folder" in err)
+    assert {f.name: f.read_bytes() for f in run_copy.iterdir()} == before
+    # beside the run's records, a report is fine
+    assert main(["report", str(run_copy), "--out", str(run_copy / "report.html"), "--examples", "0"]) == 0

@@ -9,7 +9,7 @@ import pkgutil
 import sys
 
 from . import __version__
-from .errors import DigitrecError
+from .errors import DigitrecError, as_missing_extra
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -53,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except DigitrecError as e:
         print(f"digitrec: error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:  # an optional dependency a command reached for without checking first
+        error = as_missing_extra(e, f"digitrec {getattr(args, 'command', '')}".strip())
+        if error is None:
+            raise
+        print(f"digitrec: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("digitrec: interrupted", file=sys.stderr)

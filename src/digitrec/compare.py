@@ -3,19 +3,19 @@
     run_compare(CompareOptions(...)) → DIR/{table.json, table.csv, table.md, chart.png, runs/<dataset>-<model>/}
 
 Neural models train through digitrec.train.train with the paper preset; classical ones (svm, knn) fit
-in-process; either can instead be taken from a finished run with `reuse` (recorded as such). Every model sees the same split. A dataset whose
-files are missing becomes a row saying so; an unknown model name fails before anything trains.
-The table is rewritten after every model, so a long comparison that dies keeps the rows it finished.
+in-process; either can instead be taken from a finished run with `reuse` (recorded as such, with the commit that
+run was trained at). Every model sees the same split. A dataset whose files are missing becomes a row saying so; an
+unknown model name fails before anything trains. The table is rewritten after every model, so a long comparison
+that dies keeps the rows it finished. (Measuring a comparison on a shared machine, or tabling runs still training,
+is benchmark bookkeeping: benchmarks/table1.py.)
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
 import re
 import shutil
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from .data import load, make_split
 from .data.sources import SOURCES
 from .errors import DigitrecError
 from .fileio import write_json, write_text
+from .runs import read_run
 
 # Table 1 of the paper: accuracy on MNIST and EMNIST (digits) and one training time per model.
 PAPER_TABLE: dict[str, dict[str, Any]] = {
@@ -41,7 +42,7 @@ PAPER_TABLE: dict[str, dict[str, Any]] = {
 PAPER_ROW = {"svm": "svm", "knn": "knn", "simple-cnn": "simple-cnn", "paper-cnn": "proposed", "hybrid": "proposed"}
 
 QUICK = {"epochs": 2, "limit": 5000, "classical_limit": 5000}
-DONE = ("trained", "reused", "unfinished")  # statuses whose row has our numbers
+DONE = ("trained", "reused", "unfinished")  # statuses whose row has our numbers ("unfinished": benchmarks/table1.py)
 METRIC_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 
 
@@ -56,7 +57,6 @@ class CompareOptions:
     limit: int | None = None  # neural training subset; None: all (5000 with quick)
     classical_limit: int | None = None  # svm/knn training subset; None: all (5000 with quick)
     reuse: dict[str, Path] = field(default_factory=dict)  # model → finished run folder to take instead of training
-    allow_unfinished: bool = False  # reuse a run still training: evaluate its best checkpoint so far
     data_dir: str | None = None
     download: bool = False
     threads: int | None = None
@@ -95,68 +95,32 @@ def parse_reuse(items: list[str]) -> dict[str, Path]:
     return reuse
 
 
-def _read_run(run_dir: Path, need_history: bool = True, unfinished_ok: bool = False) -> tuple[dict | None, dict | None]:
-    """metrics.json and history.json of a finished run (classical runs of a comparison have no history).
-    With unfinished_ok, a run still training (history.json and model.pt, no metrics.json yet) gives (None, history).
-    """
-    if not run_dir.is_dir():
-        raise DigitrecError(f"--reuse: {run_dir} is not a folder")
-    out: list[dict | None] = []
-    for name in ("metrics.json", "history.json"):
-        path = run_dir / name
-        if not path.is_file():
-            if name == "history.json" and not need_history:
-                out.append(None)
-                continue
-            if name == "metrics.json" and unfinished_ok and (run_dir / "model.pt").is_file() \
-                    and (run_dir / "history.json").is_file():
-                out.append(None)
-                continue
-            hint = (" (training not finished? --allow-unfinished evaluates its best checkpoint so far)"
-                    if name == "metrics.json" else "")
-            raise DigitrecError(f"--reuse: {run_dir} has no {name}{hint}")
-        try:
-            out.append(json.loads(path.read_text()))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise DigitrecError(f"--reuse: {path} is not valid JSON ({e})") from None
-    return out[0], out[1]
-
-
-def check(opts: CompareOptions) -> None:
-    """Every input problem, found before anything trains."""
-    from .config import make_config
-    from .models import available
-    from .models.classical import CLASSICAL
-
-    neural = set(available())
+def _check_names(opts: CompareOptions, neural: set[str], classical: set[str]) -> None:
     for m in opts.models:
-        if m not in CLASSICAL and m not in neural:
+        if m not in classical and m not in neural:
             raise DigitrecError(f"unknown model {m!r} (not registered in this build); choose from: "
-                                f"{', '.join(sorted(CLASSICAL) + sorted(neural))}")
+                                f"{', '.join(sorted(classical) + sorted(neural))}")
     for d in opts.datasets:
         if not (d in SOURCES or d.startswith("idx:")):
             raise DigitrecError(f"unknown dataset {d!r}; choose from: {', '.join(SOURCES)}, idx:DIR")
+    if opts.split not in ("paper", "canonical"):
+        raise DigitrecError(f"--split must be paper or canonical, got {opts.split!r}")
     for key in ("epochs", "limit", "classical_limit"):
         value = getattr(opts, key)
         if value is not None and value < 1:
             raise DigitrecError(f"--{key.replace('_', '-')} must be ≥ 1, got {value}")
-    for m in opts.models:
-        if m in neural:  # raises on a bad preset value (threads, device, ...) now rather than mid-comparison
-            make_config("paper", model=m, split=opts.split, epochs=opts.resolved("epochs"),
-                        limit=opts.resolved("limit"), threads=opts.threads, seed=opts.seed)
-    if any(m in neural for m in opts.models):
-        from .train import resolve_device
 
-        resolve_device(opts.device)
-    if opts.split not in ("paper", "canonical"):
-        raise DigitrecError(f"--split must be paper or canonical, got {opts.split!r}")
+
+def _check_reuse(opts: CompareOptions, classical: set[str]) -> None:
     for m, run_dir in opts.reuse.items():
         if m not in opts.models:
             raise DigitrecError(f"--reuse {m}=...: {m} is not in --models")
-        metrics, history = _read_run(run_dir, need_history=m not in CLASSICAL, unfinished_ok=opts.allow_unfinished)
-        if metrics is None:  # unfinished: what the run is, from its history
-            cfg = history.get("config", {})
-            metrics = {"model": cfg.get("model"), "dataset": history.get("dataset"), "split": history.get("split")}
+        if not run_dir.is_dir():
+            raise DigitrecError(f"--reuse: {run_dir} is not a folder")
+        if not (run_dir / "metrics.json").is_file():
+            raise DigitrecError(f"--reuse: {run_dir} has no metrics.json (training not finished?)")
+        run = read_run(run_dir, need_history=m not in classical)
+        metrics, history = run.metrics, run.history
         if metrics.get("model") != m:
             raise DigitrecError(f"--reuse {m}={run_dir}: that run trained {metrics.get('model')!r}, not {m!r}")
         if metrics.get("dataset") not in opts.datasets:
@@ -167,6 +131,25 @@ def check(opts: CompareOptions) -> None:
                                 f"this comparison the {opts.split!r} split")
         if "train_time_s" not in (history if history is not None else metrics):
             raise DigitrecError(f"--reuse {m}={run_dir}: no train_time_s recorded")
+
+
+def check(opts: CompareOptions) -> None:
+    """Every input problem, found before anything trains."""
+    from .config import make_config
+    from .models import available
+    from .models.classical import CLASSICAL
+
+    neural = set(available())
+    _check_names(opts, neural, set(CLASSICAL))
+    for m in opts.models:
+        if m in neural:  # raises on a bad preset value (threads, device, ...) now rather than mid-comparison
+            make_config("paper", model=m, split=opts.split, epochs=opts.resolved("epochs"),
+                        limit=opts.resolved("limit"), threads=opts.threads, seed=opts.seed)
+    if any(m in neural for m in opts.models):
+        from .train import resolve_device
+
+        resolve_device(opts.device)
+    _check_reuse(opts, set(CLASSICAL))
     for d in opts.datasets:
         for m in opts.models:
             run_dir = opts.out / "runs" / f"{_slug(d)}-{m}"
@@ -177,10 +160,11 @@ def check(opts: CompareOptions) -> None:
                 raise DigitrecError(f"{run_dir} already exists; use another --out (or --reuse {m}={run_dir})")
 
 
-def _fit_classical(name: str, dataset: str, split, opts: CompareOptions, run_dir: Path, log: Callable[[str], None]) -> dict:
+def _fit_classical(name: str, dataset: str, split, opts: CompareOptions, run_dir: Path,
+                   log: Callable[[str], None]) -> dict:
     from threadpoolctl import threadpool_limits
 
-    from .evaluate import compute_metrics, plot_confusion
+    from .evaluate import compute_metrics, confident_mistakes, plot_confusion
     from .models.classical import confidence, create, describe, score_name
 
     x, y = split.train_images, split.train_labels
@@ -201,11 +185,10 @@ def _fit_classical(name: str, dataset: str, split, opts: CompareOptions, run_dir
         predict_s = time.perf_counter() - t0
         score = confidence(pipe, split.test_images)
     metrics = compute_metrics(split.test_labels.astype(np.int64), pred, 10)
-    wrong = np.flatnonzero(pred != split.test_labels)
-    worst = wrong[np.argsort(-score[wrong], kind="stable")][:24]
+    worst = confident_mistakes(split.test_labels, pred, score, 24)
     metrics.update({"model": name, "dataset": dataset, "split": opts.split, "data_dir": opts.data_dir,
                     "description": describe(name, pipe), "train_time_s": fit_s, "train_cpu_s": fit_cpu,
-                    "predict_time_s": predict_s,
+                    "predict_time_s": predict_s, "trained_at": _own_commit(),
                     "sizes": {**split.sizes(), "train": int(len(y))},
                     # for the report's "most confident mistakes": indices into the test split
                     "confident_errors": {"score": score_name(name), "items": [
@@ -232,27 +215,19 @@ def _train_neural(name: str, dataset: str, opts: CompareOptions, run_dir: Path, 
     return metrics
 
 
-def _evaluate_unfinished(src: Path, history: dict, opts: CompareOptions) -> dict:
-    """Test metrics of a run still training: its best checkpoint so far, on the same split."""
-    from . import checkpoint
-    from .evaluate import evaluate_checkpoint
-
-    ckpt = checkpoint.load(src / "model.pt")
-    metrics = evaluate_checkpoint(src / "model.pt", history["dataset"], history["split"], data_dir=opts.data_dir)
-    planned = history.get("config", {}).get("epochs")
-    metrics.update({"model": ckpt["model_name"], "epochs": len(history["epochs"]), "best_epoch": ckpt.get("epoch"),
-                    "sizes": history.get("sizes", metrics["sizes"]),
-                    "unfinished": {"epochs_done": len(history["epochs"]), "epochs_planned": planned}})
-    return metrics
+def _describe_history(history: dict) -> str:
+    cfg = history.get("config", {})
+    return (f"reused run: {cfg.get('epochs', '?')} epochs on {history.get('device', '?')}, "
+            f"{cfg.get('optimizer', 'adam')} lr {cfg.get('lr', '?')}, batch {cfg.get('batch_size', '?')}, "
+            f"augmentation {'on' if cfg.get('augment') else 'off'}")
 
 
-def _reuse(name: str, src: Path, run_dir: Path, opts: CompareOptions) -> dict:
-    """Take a finished run's results (and weights) into this comparison, so DIR stands on its own.
-    A run still training is copied first and the copy evaluated, so weights and history belong together."""
+def _reuse(name: str, src: Path, run_dir: Path) -> tuple[dict, str | None]:
+    """A finished run's results (and weights) taken into this comparison, so DIR stands on its own; with the
+    commit the run was trained at, where its records say."""
     from .models.classical import CLASSICAL
 
-    need_history = name not in CLASSICAL
-    metrics, _ = _read_run(src, need_history, unfinished_ok=opts.allow_unfinished)
+    run = read_run(src, need_history=name not in CLASSICAL)
     if src.resolve() != run_dir.resolve():
         if run_dir.exists():  # check() made sure it is an earlier copy
             shutil.rmtree(run_dir)
@@ -260,50 +235,51 @@ def _reuse(name: str, src: Path, run_dir: Path, opts: CompareOptions) -> dict:
         for f in ("history.json", "model.pt", "accuracy.png", "loss.png", "confusion.png"):
             if (src / f).is_file():
                 shutil.copy2(src / f, run_dir / f)
-        if metrics is None:  # unfinished, from the copy
-            _, history = _read_run(run_dir, need_history, unfinished_ok=True)
-            metrics = _evaluate_unfinished(run_dir, history, opts)
-    if metrics is None:  # unfinished, reused in place
-        _, history = _read_run(src, need_history, unfinished_ok=True)
-        metrics = _evaluate_unfinished(src, history, opts)
-    history = _read_run(run_dir, need_history=False, unfinished_ok=True)[1] if need_history else None
-    metrics = {"reused_from": str(src), **metrics}  # a copy of a copy keeps the original source
-    if history is not None:  # a `digitrec train` run: its training time and recipe live in history.json
-        cfg = history.get("config", {})
-        done = f"{len(history['epochs'])} of {cfg.get('epochs', '?')}" if metrics.get("unfinished") else \
-            str(cfg.get("epochs", "?"))
-        metrics.update({"train_time_s": history["train_time_s"],
-                        "description": f"reused run: {done} epochs on {history.get('device', '?')}, "
-                                       f"{cfg.get('optimizer', 'adam')} lr "
-                                       f"{cfg.get('lr', '?')}, batch {cfg.get('batch_size', '?')}, augmentation "
-                                       f"{'on' if cfg.get('augment') else 'off'}"})
+    metrics = {"reused_from": str(src), **run.metrics}  # a copy of a copy keeps the original source
+    if run.history is not None:  # a `digitrec train` run: its training time and recipe live in history.json
+        metrics["train_time_s"] = run.history["train_time_s"]
+        metrics.setdefault("description", _describe_history(run.history))
     if src.resolve() != run_dir.resolve():
         write_json(run_dir / "metrics.json", metrics)  # says where it came from
-    return metrics
+    return metrics, commit_of(run.provenance) or run.metrics.get("trained_at")
+
+
+def _own_commit() -> str:
+    from .machine import git_commit
+
+    return git_commit()
+
+
+def commit_of(provenance: dict | None) -> str | None:
+    """A run's commit as a table shows it: short hash, '-dirty' (+ the diff's hash) for uncommitted changes."""
+    if not provenance or not isinstance(provenance.get("commit"), str):
+        return None
+    commit = provenance["commit"][:12]
+    if provenance.get("dirty") is None:
+        return f"{commit} (tree state unknown)"
+    if provenance["dirty"]:
+        diff = provenance.get("diff_sha256")
+        return f"{commit}-dirty" + (f" (diff sha256 {diff[:12]})" if isinstance(diff, str) else "")
+    return commit
 
 
 def _is_copy(run_dir: Path) -> bool:
     """Whether run_dir holds a comparison's copy of a reused run (its metrics.json says reused_from)."""
     try:
         return "reused_from" in json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):
         return False
 
 
-def _loadavg() -> list[float]:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:  # not on every platform
-        return []
-
-
 def _reuse_dataset(src: Path) -> str | None:
-    metrics, history = _read_run(src, need_history=False, unfinished_ok=True)
-    return (metrics or history or {}).get("dataset")
+    try:
+        return json.loads((src / "metrics.json").read_text()).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _row(dataset: str, model: str, status: str, metrics: dict | None = None, wall_s: float | None = None,
-         note: str = "", run_dir: Path | None = None, out: Path | None = None) -> dict:
+         note: str = "", run_dir: Path | None = None, out: Path | None = None, commit: str | None = None) -> dict:
     paper = PAPER_TABLE.get(PAPER_ROW.get(model, ""), {})
     row: dict[str, Any] = {"dataset": dataset, "model": model, "status": status,
                            "paper_model": paper.get("label"), "paper_accuracy": paper.get(dataset),
@@ -311,34 +287,11 @@ def _row(dataset: str, model: str, status: str, metrics: dict | None = None, wal
     m = metrics or {}
     row.update({k: m.get(k) for k in METRIC_KEYS})
     row.update({"train_time_s": m.get("train_time_s"), "wall_time_s": wall_s, "cpu_time_s": m.get("train_cpu_s"),
-                "n_train": m.get("sizes", {}).get("train"), "n_test": m.get("n"),
-                "epochs": m.get("epochs"), "epochs_planned": m.get("unfinished", {}).get("epochs_planned"),
+                "n_train": m.get("sizes", {}).get("train"), "n_test": m.get("n"), "epochs": m.get("epochs"),
                 "description": m.get("description", ""),
                 "run_dir": str(run_dir.relative_to(out)) if run_dir is not None and out is not None else None,
-                "reused_from": m.get("reused_from"), "note": note})
+                "reused_from": m.get("reused_from"), "commit": commit, "note": note})
     return row
-
-
-def epoch_time_note(dataset: str, model: str, run_dir: Path) -> str | None:
-    """A note when a run's epochs took very different times (the machine was shared for some of them): its total
-    training time then overstates the model's cost. The estimate for a quiet machine is epochs × the median of the
-    epochs within 1.5× of the fastest: the fastest alone runs low even on a quiet machine (a quiet 25-epoch
-    simple-cnn run: 529 s by its fastest epoch, 567 s measured)."""
-    try:
-        times = [e["epoch_time_s"] for e in json.loads((run_dir / "history.json").read_text())["epochs"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if len(times) < 3:
-        return None
-    fastest, median = min(times), statistics.median(times)
-    slow = [i + 1 for i, t in enumerate(times) if t > 1.5 * fastest]
-    if not slow:
-        return None
-    quiet = statistics.median([t for t in times if t <= 1.5 * fastest])
-    return (f"{dataset} {model}: epoch times ranged {fastest:.0f}–{max(times):.0f} s (median {median:.0f} s); "
-            f"epoch{'s' if len(slow) > 1 else ''} {', '.join(map(str, slow))} took over 1.5× the fastest, so the "
-            f"machine was probably shared then: {len(times)} × the median of the other epochs ({quiet:.0f} s) = "
-            f"{len(times) * quiet:.0f} s is closer to the cost on a quiet machine than the {sum(times):.0f} s recorded")
 
 
 def paper_notes(rows: list[dict]) -> list[str]:
@@ -359,66 +312,55 @@ def paper_notes(rows: list[dict]) -> list[str]:
     return notes
 
 
-def run_compare(opts: CompareOptions, log: Callable[[str], None] = print) -> dict:
-    from .machine import machine_info
+def _compare_model(dataset: str, model: str, split, opts: CompareOptions, result: dict,
+                   log: Callable[[str], None]) -> dict:
+    """One row: the model reused, fitted or trained on the dataset's split."""
     from .models.classical import CLASSICAL
 
+    run_dir = opts.out / "runs" / f"{_slug(dataset)}-{model}"
+    t0 = time.perf_counter()
+    commit = _own_commit()
+    if model in opts.reuse and _reuse_dataset(opts.reuse[model]) == dataset:
+        (metrics, commit), status = _reuse(model, opts.reuse[model], run_dir), "reused"
+    elif model in CLASSICAL:
+        metrics, status = _fit_classical(model, dataset, split, opts, run_dir, log), "trained"
+    else:
+        metrics, status = _train_neural(model, dataset, opts, run_dir, log), "trained"
+    wall = time.perf_counter() - t0 if status == "trained" else None
+    log(f"{dataset} {model}: accuracy {metrics['accuracy']:.4f}, training {metrics['train_time_s']:.1f}s"
+        + (f" (reused run from {opts.reuse[model]})" if status == "reused" else ""))
+    return _row(dataset, model, status, metrics, wall, run_dir=run_dir, out=opts.out, commit=commit)
+
+
+def run_compare(opts: CompareOptions, log: Callable[[str], None] = print) -> dict:
+    from .machine import machine_info
+
     check(opts)
-    out = opts.out
-    out.mkdir(parents=True, exist_ok=True)
+    opts.out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {
         "machine": machine_info(), "split": opts.split, "quick": opts.quick,
         "settings": {"epochs": opts.resolved("epochs") or "paper preset (25)", "limit": opts.resolved("limit"),
                      "classical_limit": opts.resolved("classical_limit"), "threads": opts.threads,
                      "seed": opts.seed, "device": opts.device},
         "datasets": {}, "rows": [], "notes": [], "paper_table": PAPER_TABLE,
-        "load_average": {"start": _loadavg()},
     }
-    rows: list[dict] = result["rows"]
     for dataset in opts.datasets:
         try:
             data = load(dataset, opts.data_dir, download=opts.download)
         except DigitrecError as e:
             log(f"{dataset}: not available — {e}")
             result["datasets"][dataset] = {"available": False, "error": str(e)}
-            rows += [_row(dataset, m, "not available", note=f"dataset not available — {e}") for m in opts.models]
-            _write_tables(result, out)
+            result["rows"] += [_row(dataset, m, "not available", note=f"dataset not available — {e}")
+                               for m in opts.models]
+            write_tables(result, opts.out)
             continue
         split = make_split(data, opts.split)
         result["datasets"][dataset] = {"available": True, "location": data.location, "split_sizes": split.sizes()}
         for model in opts.models:
-            run_dir = out / "runs" / f"{_slug(dataset)}-{model}"
-            t0 = time.perf_counter()
-            if model in opts.reuse and _reuse_dataset(opts.reuse[model]) == dataset:
-                metrics = _reuse(model, opts.reuse[model], run_dir, opts)
-                status = "unfinished" if metrics.get("unfinished") else "reused"
-            elif model in CLASSICAL:
-                metrics, status = _fit_classical(model, dataset, split, opts, run_dir, log), "trained"
-            else:
-                metrics, status = _train_neural(model, dataset, opts, run_dir, log), "trained"
-            wall = time.perf_counter() - t0 if status == "trained" else None
-            note = ""
-            if status == "unfinished":
-                u = metrics["unfinished"]
-                note = (f"training unfinished when compared: {u['epochs_done']} of {u['epochs_planned']} epochs done; "
-                        f"its best checkpoint so far (epoch {metrics['best_epoch']}) evaluated on the test split")
-            rows.append(_row(dataset, model, status, metrics, wall, note=note, run_dir=run_dir, out=out))
-            log(f"{dataset} {model}: accuracy {metrics['accuracy']:.4f}, training {metrics['train_time_s']:.1f}s"
-                + (f" ({status} run from {opts.reuse[model]})" if status != "trained" else ""))
-            _write_tables(result, out)
-    result["notes"] = paper_notes(rows)
-    for r in rows:
-        if r["run_dir"] and r["status"] in DONE:
-            note = epoch_time_note(r["dataset"], r["model"], out / r["run_dir"])
-            if note:
-                result["notes"].append(note)
-    result["load_average"]["end"] = _loadavg()
-    busy = max(result["load_average"]["start"] + result["load_average"]["end"], default=0.0)
-    if busy > (result["machine"]["cpu_cores"] or 1):
-        result["notes"].append(f"the machine was shared with other work: load average up to {busy:.1f} on "
-                               f"{result['machine']['cpu_cores']} cores, so wall-clock times are inflated; "
-                               f"cpu_time_s in table.json is this process's CPU time")
-    _write_tables(result, out, chart=True)
+            result["rows"].append(_compare_model(dataset, model, split, opts, result, log))
+            write_tables(result, opts.out)
+    result["notes"] = paper_notes(result["rows"])
+    write_tables(result, opts.out, chart=True)
     return result
 
 
@@ -434,7 +376,7 @@ def _secs(v: float | None) -> str:
 
 CSV_COLUMNS = ("dataset", "model", "status", "accuracy", "precision_macro", "recall_macro", "f1_macro",
                "train_time_s", "wall_time_s", "cpu_time_s", "n_train", "n_test", "epochs", "paper_model", "paper_accuracy",
-               "paper_train_time_s", "reused_from", "run_dir", "note")
+               "paper_train_time_s", "reused_from", "commit", "run_dir", "note")
 
 
 def to_csv(rows: list[dict]) -> str:
@@ -450,7 +392,7 @@ def to_markdown(result: dict) -> str:
     m = result["machine"]
     s = result["settings"]
     lines = ["# Table 1 reproduced: SVM, k-NN, Simple CNN and the proposed model", "",
-             f"{m['date']} · commit {m['git_commit']} · {m['cpu']} ({m['cpu_cores']} cores)"
+             f"{m['date']} · compared at commit {m['git_commit']} · {m['cpu']} ({m['cpu_cores']} cores)"
              + (f" · GPU {m['gpu']}" if m.get("gpu") else "") + f" · torch {m['torch']}", "",
              f"Command: `{m['command']}`", "",
              f"Split: {result['split']}{' · quick' if result['quick'] else ''} · neural epochs: {s['epochs']} · "
@@ -468,7 +410,8 @@ def to_markdown(result: dict) -> str:
             # The run folder's name only: its full path is in the command above, and a machine's paths mean
             # nothing to a reader of the table.
             run = Path(r["reused_from"]).name if r.get("reused_from") else ""
-            source = {"trained": "trained here", "reused": f"reused run `{run}`",
+            trained_at = f"trained at {r['commit']}" if r.get("commit") else "commit unknown"
+            source = {"trained": f"trained here ({trained_at})", "reused": f"reused run `{run}` ({trained_at})",
                       "unfinished": f"**unfinished** run `{run}` ({r['note']})"}.get(r["status"], r["status"])
             n = f"{r['n_train']:,} / {r['n_test']:,}" if r["n_train"] is not None else "—"
             ours = _secs(r["train_time_s"]) + ("" if r.get("cpu_time_s") is None else f" (CPU {_secs(r['cpu_time_s'])})")
@@ -541,7 +484,7 @@ def plot_chart(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _write_tables(result: dict, out: Path, chart: bool = False) -> None:
+def write_tables(result: dict, out: Path, chart: bool = False) -> None:
     write_json(out / "table.json", result)
     write_text(out / "table.csv", to_csv(result["rows"]))
     write_text(out / "table.md", to_markdown(result))

@@ -48,17 +48,17 @@ class WithSoftmax(nn.Module):
         return torch.softmax(self.model(x), dim=1)
 
 
-def _float_images(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    x = torch.as_tensor(np.asarray(images))
-    x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
-    return x.unsqueeze(1) if x.dim() == 3 else x
+def _float_images(images: np.ndarray) -> torch.Tensor:
+    """uint8 N×28×28 digits → the exported interface's float N×1×28×28 in 0–1."""
+    from .predict import to_float
+
+    return to_float(torch.as_tensor(np.asarray(images)))
 
 
-@torch.no_grad()
-def torch_proba(model: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int = 512) -> np.ndarray:
-    model.eval()
-    x = _float_images(images)
-    return torch.cat([torch.softmax(model(x[i:i + batch_size]), 1) for i in range(0, len(x), batch_size)]).numpy()
+def torch_proba(model: nn.Module, images: np.ndarray) -> np.ndarray:
+    from .evaluate import probabilities
+
+    return probabilities(model, np.asarray(images), "cpu", 512).numpy()
 
 
 def test_images(dataset: str, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -126,28 +126,20 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, images: np.nda
     """Write `model` (+ softmax) as a traced TorchScript file, verified like export_onnx.
 
     TorchScript is deprecated upstream (torch.jit warns); ONNX is the recommended edge format."""
+    from .predict import forward_in_batches
+
     wrapped = WithSoftmax(model.eval()).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(wrapped, _float_images(images[:2]))
         with atomic_path(path) as out:
             traced.save(str(out))
-            loaded = torch.jit.load(str(out), map_location="cpu")
-            check = check_agreement(torch_proba(model, images), torch_proba(_Logits(loaded), images))
+            loaded = torch.jit.load(str(out), map_location="cpu")  # its output is probabilities already
+            x = torch.as_tensor(np.asarray(images))
+            check = check_agreement(torch_proba(model, images), forward_in_batches(loaded, x, 512, "cpu").numpy())
             if not _passes(check):
                 raise DigitrecError(f"TorchScript export check failed ({check}); nothing written")
     return check
-
-
-class _Logits(nn.Module):
-    """log of a probability model's output, so torch_proba (which applies softmax) returns its probabilities."""
-
-    def __init__(self, proba_model: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        super().__init__()
-        self.proba_model = proba_model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.log(self.proba_model(x).clamp_min(1e-30))
 
 
 # --- int8 quantization (ONNX Runtime) ---------------------------------------------------------------------------

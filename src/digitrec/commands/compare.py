@@ -27,9 +27,6 @@ def register(sub) -> None:
                    help="take a finished run instead of training MODEL: a `digitrec train` folder (metrics.json, "
                         "history.json) or a comparison's runs/<dataset>-<model>; marked reused in the table "
                         "(repeatable)")
-    p.add_argument("--allow-unfinished", action="store_true",
-                   help="--reuse may name a run still training: its best checkpoint so far is evaluated, and the "
-                        "row is marked unfinished with the epochs done")
     p.add_argument("--data-dir", default=None, help="folder with the dataset files")
     p.add_argument("--download", action="store_true", help="download missing dataset files (default: report them)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch and scikit-learn")
@@ -46,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         datasets=parse_list(args.datasets, "datasets"), models=parse_list(args.models, "models"),
         out=Path(args.out), split=args.split, quick=args.quick, epochs=args.epochs, limit=args.limit,
         classical_limit=args.classical_limit, reuse=parse_reuse(args.reuse),
-        allow_unfinished=args.allow_unfinished, data_dir=args.data_dir,
+        data_dir=args.data_dir,
         download=args.download, threads=args.threads, device=args.device, seed=args.seed,
         progress=not args.no_progress)
     result = run_compare(opts)

@@ -15,7 +15,8 @@ def register(sub) -> None:
     p.add_argument("--split", default=None, choices=["paper", "canonical"], help="default: the checkpoints' split")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=None, help="folder for metrics.json and confusion.png")
+    p.add_argument("--out", default=None,
+                   help="folder for metrics.json and confusion.png (not a training run's folder: its records stay)")
     p.set_defaults(func=run)
 
 
@@ -23,8 +24,11 @@ def run(args: argparse.Namespace) -> int:
     from ..ensemble import ensemble
     from ..evaluate import plot_confusion, summary
     from ..fileio import write_json
+    from ..outputs import check_output_folder
     from ..train import resolve_device
 
+    if args.out:
+        check_output_folder(args.out)
     metrics = ensemble(args.checkpoints, args.dataset, args.split, data_dir=args.data_dir,
                        device=resolve_device(args.device))
     for m in metrics["members"]:

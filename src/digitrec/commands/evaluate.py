@@ -12,10 +12,10 @@ def register(sub) -> None:
     p.add_argument("--split", default=None, choices=["paper", "canonical"],
                    help="default: the checkpoint's split")
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--limit", type=int, default=None, help="limit applies to training data only (kept for symmetry)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--tta", action="store_true", help="test-time augmentation (average over small shifts)")
-    p.add_argument("--out", default=None, help="folder for metrics.json and confusion.png")
+    p.add_argument("--out", default=None,
+                   help="folder for metrics.json and confusion.png (not a training run's folder: its records stay)")
     p.set_defaults(func=run)
 
 
@@ -23,8 +23,11 @@ def run(args: argparse.Namespace) -> int:
     from .. import checkpoint
     from ..evaluate import evaluate_checkpoint, plot_confusion, summary
     from ..fileio import write_json
+    from ..outputs import check_output_folder
     from ..train import resolve_device
 
+    if args.out:
+        check_output_folder(args.out)
     ckpt = checkpoint.load(args.checkpoint)
     dataset = args.dataset or ckpt.get("dataset", "mnist")
     split = args.split or ckpt.get("split", "paper")

@@ -24,10 +24,15 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import checkpoint
+    from ..errors import require
     from ..export import CHECK_MAX_ABS_DIFF, CHECK_MIN_AGREEMENT, export_onnx, export_torchscript, file_size, test_images
+    from ..outputs import check_output_file
 
     if args.check_images < 1:
         raise DigitrecError(f"--check-images must be ≥ 1, got {args.check_images}")
+    check_output_file(args.out, [args.checkpoint])
+    if args.format == "onnx":  # exporter, checker and the runtime that verifies the file
+        require("onnx", "onnxscript", "onnxruntime", what="digitrec export --format onnx")
     model, ckpt = checkpoint.load_model(args.checkpoint)
     dataset = ckpt.get("dataset", "mnist")
     images = test_images(dataset, args.data_dir)[0][:args.check_images]

@@ -25,13 +25,17 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import export
-    from ..onnx_predictor import OnnxPredictor
+    from ..errors import require
+    from ..outputs import check_output_file
 
     if args.calibration_images < 10:
         raise DigitrecError(f"--calibration-images must be ≥ 10, got {args.calibration_images}")
-    if Path(args.out).resolve() == Path(args.model).resolve():
-        raise DigitrecError("--out must differ from the input model")
+    check_output_file(args.out, [args.model])
+    require("onnx", "onnxruntime", *([] if str(args.model).endswith(".onnx") else ["onnxscript"]),
+            what="digitrec quantize")
+    from .. import export
+    from ..onnx_predictor import OnnxPredictor
+
     with tempfile.TemporaryDirectory() as tmp:
         if str(args.model).endswith(".onnx"):
             fp32 = Path(args.model)

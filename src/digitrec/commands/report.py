@@ -20,10 +20,12 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import DigitrecError
     from ..fileio import write_text
+    from ..outputs import check_output_file
     from ..report import build_report
 
     if args.examples < 0:
         raise DigitrecError(f"--examples must be ≥ 0, got {args.examples}")
+    check_output_file(args.out, args.paths)
     page = build_report(args.paths, examples=args.examples, data_dir=args.data_dir)
     write_text(args.out, page)
     print(f"wrote {args.out} ({len(page.encode()) / 1e6:.2f} MB)")
