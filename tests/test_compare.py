@@ -217,7 +217,7 @@ def test_each_row_names_the_commit_its_run_was_trained_at(tiny_compare, tmp_path
         if provenance:
             history["provenance"] = {"argv": ["digitrec", "train"], **provenance}
         (runs[name] / "history.json").write_text(json.dumps(history))
-    expected = {"clean": "a" * 12, "dirty": "b" * 12 + "-dirty (diff sha256 cccccccccccc)", "unknown": None}
+    expected = {"clean": "a" * 12, "dirty": "b" * 12 + "-dirty, diff sha256 cccccccccccc", "unknown": None}
     for name, commit in expected.items():
         assert main(["compare", "--models", "fast", "--reuse", f"fast={runs[name]}", "--out", str(tmp_path / f"c-{name}"),
                      "--no-progress"]) == 0

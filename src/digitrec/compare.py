@@ -259,7 +259,7 @@ def commit_of(provenance: dict | None) -> str | None:
         return f"{commit} (tree state unknown)"
     if provenance["dirty"]:
         diff = provenance.get("diff_sha256")
-        return f"{commit}-dirty" + (f" (diff sha256 {diff[:12]})" if isinstance(diff, str) else "")
+        return f"{commit}-dirty" + (f", diff sha256 {diff[:12]}" if isinstance(diff, str) else "")
     return commit
 
 

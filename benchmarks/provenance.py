@@ -1,0 +1,163 @@
+"""How a results record was made — written by every benchmark into its JSON, read by the README generator.
+
+    provenance() → {"argv": the exact command line, "cwd": where it ran,
+                    "commit": the checked-out commit (40 hex), "dirty": uncommitted changes to the code?,
+                    "diff_sha256": sha256 of those changes (git diff HEAD + untracked files), or None when clean,
+                    "source": "git" | "environment" | "unknown",
+                    "date": UTC, "hardware": {cpu, cpu_cores, gpu, torch, python, torch_threads},
+                    "load_average": 1/5/15-minute load when the benchmark started,
+                    "environment": the variables that change what runs (DIGITREC_DATA, OMP_NUM_THREADS, ...)}
+
+benchmarks/results/ itself is left out of the diff: a benchmark writing its own record does not make the tree dirty.
+A tree copied to a machine without its .git (a lent GPU machine) names its state through the environment:
+`eval "$(python -m benchmarks.provenance --env)"` on the machine that has the checkout, then send the tree.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_PATHSPEC = ":(exclude)benchmarks/results"
+ENVIRONMENT = ("DIGITREC_DATA", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "PYTHONPATH")
+
+
+def _git(*args: str) -> bytes | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def _from_environment() -> dict[str, Any]:
+    dirty = os.environ.get("DIGITREC_GIT_DIRTY")
+    return {"commit": os.environ["DIGITREC_GIT_COMMIT"], "dirty": None if dirty is None else dirty == "1",
+            "diff_sha256": os.environ.get("DIGITREC_GIT_DIFF_SHA256") or None, "source": "environment"}
+
+
+def source_state() -> dict[str, Any]:
+    """The commit of the code that runs, whether it has uncommitted changes, and their hash."""
+    if os.environ.get("DIGITREC_GIT_COMMIT"):
+        return _from_environment()
+    head = _git("rev-parse", "HEAD")
+    if head is None:
+        return {"commit": None, "dirty": None, "diff_sha256": None, "source": "unknown"}
+    diff = _git("diff", "HEAD", "--binary", "--", ".", RESULTS_PATHSPEC) or b""
+    untracked = (_git("ls-files", "--others", "--exclude-standard", "-z", "--", ".", RESULTS_PATHSPEC) or b"")
+    names = sorted(n for n in untracked.decode().split("\0") if n)
+    digest = hashlib.sha256(diff)
+    for name in names:  # new files count as changes too: their names and contents
+        digest.update(b"\0untracked\0" + name.encode() + b"\0")
+        try:
+            digest.update((ROOT / name).read_bytes())
+        except OSError:
+            pass
+    dirty = bool(diff) or bool(names)
+    return {"commit": head.decode().strip(), "dirty": dirty, "diff_sha256": digest.hexdigest() if dirty else None,
+            "source": "git"}
+
+
+def hardware() -> dict[str, Any]:
+    import torch
+
+    from digitrec.machine import cpu_model
+
+    return {"cpu": cpu_model(), "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:  # not on every platform
+        return None
+
+
+def provenance(argv: list[str] | None = None) -> dict[str, Any]:
+    """The provenance block of a record about to be measured (call it before the measurement starts)."""
+    return {"argv": list(argv if argv is not None else sys.orig_argv), "cwd": os.getcwd(), **source_state(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "hardware": hardware(), "load_average": load_average(),
+            "environment": {k: os.environ[k] for k in ENVIRONMENT if k in os.environ}}
+
+
+def machine_slug() -> str:
+    """A short machine name for result file names: the GPU's, else cpu<cores>."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0).lower().replace("nvidia ", "").replace(" ", "-")
+    return f"cpu{os.cpu_count()}"
+
+
+# --- reading records ---------------------------------------------------------------------------------------------
+
+def of_record(record: dict[str, Any]) -> dict[str, Any] | None:
+    """A record's provenance block; records written before it existed carry a "machine" block instead, read here
+    with what it says (its commit string ends in -dirty for uncommitted changes, whose hash it never kept)."""
+    if isinstance(record.get("provenance"), dict):
+        return record["provenance"]
+    m = record.get("machine")
+    if not isinstance(m, dict) or not isinstance(m.get("git_commit"), str) or m["git_commit"] == "unknown":
+        return None
+    dirty = m["git_commit"].endswith("-dirty")
+    return {"argv": shlex.split(m.get("command") or ""), "commit": m["git_commit"].removesuffix("-dirty"),
+            "dirty": dirty, "diff_sha256": None, "source": "legacy", "date": m.get("date"),
+            "hardware": {k: m.get(k) for k in ("cpu", "cpu_cores", "gpu", "torch", "python")}}
+
+
+def problem(prov: dict[str, Any] | None) -> str | None:
+    """Why a record cannot back a published number (no provenance, unknown code state), or None when it can."""
+    if prov is None or not prov.get("commit"):
+        return "no commit recorded"
+    if prov.get("dirty") is None:
+        return "tree state unknown"
+    if prov["dirty"] and not prov.get("diff_sha256"):
+        return "uncommitted changes without the diff's hash"
+    return None
+
+
+def command(prov: dict[str, Any]) -> str:
+    return shlex.join(str(a) for a in prov.get("argv") or [])
+
+
+def describe(prov: dict[str, Any]) -> str:
+    """One Markdown line: commit and tree state, date, hardware, command."""
+    hw = prov.get("hardware") or {}
+    state = ("clean tree" if prov.get("dirty") is False else
+             f"uncommitted changes, diff sha256 {prov['diff_sha256'][:16]}" if prov.get("diff_sha256") else
+             "uncommitted changes" if prov.get("dirty") else "tree state unknown")
+    machine = f"{hw.get('cpu')} ({hw.get('cpu_cores')} cores)" + (f", GPU {hw['gpu']}" if hw.get("gpu") else "")
+    load = f"; load average at start {prov['load_average']}" if prov.get("load_average") else ""
+    return (f"commit `{(prov.get('commit') or 'unknown')[:12]}` ({state}) · {prov.get('date')} · {machine} · "
+            f"torch {hw.get('torch')}{load} · command: `{command(prov)}`")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--env", action="store_true",
+                    help="print shell exports naming this checkout's state, for a copy of the tree without .git")
+    args = ap.parse_args()
+    if not args.env:
+        print(json.dumps(provenance(), indent=2))
+        return
+    state = source_state()
+    if state["source"] != "git":
+        raise SystemExit("not in a git checkout: nothing to export")
+    print(f"export DIGITREC_GIT_COMMIT={state['commit']} DIGITREC_GIT_DIRTY={int(state['dirty'])}"
+          + (f" DIGITREC_GIT_DIFF_SHA256={state['diff_sha256']}" if state["diff_sha256"] else ""))
+
+
+if __name__ == "__main__":
+    main()
