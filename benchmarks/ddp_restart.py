@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.machine import machine_info, machine_slug  # noqa: E402
+from benchmarks.provenance import describe, machine_slug, provenance  # noqa: E402
 import digitrec  # noqa: E402
 from digitrec.fileio import write_json, write_text  # noqa: E402
 
@@ -119,7 +119,7 @@ def main() -> None:
     ap.add_argument("--rdzv", choices=("static", "c10d"), default="static")
     ap.add_argument("--tag", default="", help="added to the results file name (e.g. which code was measured)")
     args = ap.parse_args()
-    rows = []
+    prov, rows = provenance(), []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
             out = Path(tmp) / f"run{i}"
@@ -128,16 +128,14 @@ def main() -> None:
             rows.append({"run": i, "ok": ok, "wall_s": round(wall, 1), "error": reason})
             print(f"run {i}: {'ok' if ok else 'FAILED ' + reason} ({wall:.0f} s)", flush=True)
     passed = sum(r["ok"] for r in rows)
-    res = {"machine": machine_info(), "rdzv": args.rdzv, "tag": args.tag,
+    res = {"kind": "ddp-restart", "provenance": prov, "rdzv": args.rdzv, "tag": args.tag,
            "pythonpath": os.environ.get("PYTHONPATH", ""), "runs": rows, "passed": passed, "total": len(rows)}
     slug = f"ddp-restart-{args.rdzv}{'-' + args.tag if args.tag else ''}-{machine_slug()}-{datetime.date.today().isoformat()}"
     out = Path(__file__).parent / "results"
     write_json(out / f"{slug}.json", res)
-    info = res["machine"]
     lines = [f"# torchrun restart after a killed rank ({args.rdzv} rendezvous{', ' + args.tag if args.tag else ''}) "
-             f"— {info['date']}", "",
-             f"`{info['command']}` at commit {info['git_commit']}; {info['cpu']} ({info['cpu_cores']} cores), "
-             f"torch {info['torch']}. digitrec imported from: `{digitrec.__file__}` (workers: PYTHONPATH "
+             f"— {prov['date']}", "",
+             f"{describe(prov)}. digitrec imported from: `{digitrec.__file__}` (workers: PYTHONPATH "
              f"`{os.environ.get('PYTHONPATH', '')}`).", "",
              f"**{passed} of {len(rows)} runs finished** (2 gloo processes, rank 1 SIGKILLed after epoch 1, "
              "torchrun --max-restarts 1, resumed after epoch 1, both epochs trained once).", "",

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.machine import machine_info, machine_slug  # noqa: E402
+from benchmarks.provenance import describe, machine_slug, of_record, provenance  # noqa: E402
 from digitrec import checkpoint, export  # noqa: E402
 from digitrec.data import load  # noqa: E402
 from digitrec.fileio import atomic_path, write_json, write_text  # noqa: E402
@@ -226,11 +226,19 @@ def draw_curve(res: dict, json_path: Path) -> None:
                f"{res['finetune_limit'] or 'all'} training images)", json_path.with_suffix(".png"))
 
 
+def model_table(r: dict) -> list[str]:
+    """Markdown rows: one model's variants (size, accuracy, latency, throughput)."""
+    return ["| variant | size (KiB) | test acc | b1 p50 (ms) | b1 p99 (ms) | b256 img/s |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"] + [
+        f"| {row['variant']} | {row['bytes'] / 1024:.0f} | {row['accuracy']:.2%} | {row['latency_b1_p50_ms']:.2f} | "
+        f"{row['latency_b1_p99_ms']:.2f} | {row['images_per_s_b256']:.0f} |" for row in r["rows"]]
+
+
 def markdown(res: dict) -> str:
-    m = res["machine"]
-    lines = [f"# Edge deployment benchmark ({m['date']})", "",
-             f"`{m['command']}` — commit {m['git_commit']}, {m['cpu']} ({m['cpu_cores']} cores), torch {m['torch']}, "
-             f"onnxruntime {res['onnxruntime']}; **one thread** for torch and ONNX Runtime.", "", res["note"], "",
+    prov = of_record(res) or {}
+    lines = [f"# Edge deployment benchmark ({prov.get('date')})", "",
+             f"{describe(prov)}; onnxruntime {res['onnxruntime']}; **one thread** for torch and ONNX Runtime.", "",
+             *([res["note"], ""] if res.get("note") else []),
              "Accuracy: official MNIST test set (10,000 images). int8: ONNX Runtime static QDQ, per-channel int8 "
              f"weights, uint8 activations, calibrated on {res['calibration_images']} official training images. "
              f"Pruned: structured channel pruning (amount {res['prune_amount']}), fine-tuned "
@@ -239,14 +247,7 @@ def markdown(res: dict) -> str:
         lines += ["**Partial results: the run had not finished all models when this file was written.**", ""]
     for r in res["models"]:
         lines += [f"## {r['model']} ({r['params']:,} params; recipe {r['recipe']}, best val acc "
-                  f"{r['val_acc']:.4f} at epoch {r['trained_epochs']})", "",
-                  "| variant | size (KiB) | test acc | b1 p50 (ms) | b1 p99 (ms) | b256 img/s |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
-        for row in r["rows"]:
-            lines.append(f"| {row['variant']} | {row['bytes'] / 1024:.0f} | {row['accuracy']:.2%} | "
-                         f"{row['latency_b1_p50_ms']:.2f} | {row['latency_b1_p99_ms']:.2f} | "
-                         f"{row['images_per_s_b256']:.0f} |")
-        lines.append("")
+                  f"{r['val_acc']:.4f} at epoch {r['trained_epochs']})", "", *model_table(r), ""]
     if res.get("curve"):
         lines += [f"## Pruning curve: {res['curve_model']}", "",
                   "| method | amount | params | non-zero | model.pt KiB | gzip KiB | acc before FT | acc after FT |",
@@ -292,6 +293,7 @@ def main() -> None:
         draw_curve(res, Path(args.replot).parent / Path(args.replot).name.replace("edge-", "edge-curve-", 1))
         return
 
+    prov = provenance()
     torch.set_num_threads(1)
     work = Path(args.work)
     given = dict(item.split("=", 1) for item in args.checkpoint)
@@ -303,8 +305,8 @@ def main() -> None:
     t0 = time.time()
     day = datetime.date.today().isoformat()
     out = Path(args.out)
-    res = {"machine": machine_info(), "onnxruntime": __import__("onnxruntime").__version__,
-           "note": args.note or "CPU shared with other work: absolute timings are noisy; compare within a run.",
+    res = {"kind": "edge", "provenance": prov, "onnxruntime": __import__("onnxruntime").__version__,
+           "note": args.note,
            "calibration_images": args.calibration_images, "prune_amount": args.prune_amount,
            "finetune_epochs": args.finetune_epochs, "finetune_limit": args.finetune_limit, "models": []}
 
@@ -319,7 +321,7 @@ def main() -> None:
     if args.curve_model in paths and (args.curve_unstructured or args.curve_structured):
         res.update(curve_model=args.curve_model, curve=curve(args.curve_model, paths[args.curve_model], work, args))
         write_json(out / f"edge-curve-{machine_slug()}-{day}.json",
-                   {"machine": res["machine"], "model": args.curve_model, "points": res["curve"]})
+                   {"kind": "edge-curve", "provenance": prov, "model": args.curve_model, "points": res["curve"]})
         draw_curve(res, out / f"edge-curve-{machine_slug()}-{day}.json")
     save(True)
     print(f"wrote {out}/edge-{machine_slug()}-{day}.{{json,md}}")

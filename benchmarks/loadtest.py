@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.machine import machine_info, machine_slug  # noqa: E402
+from benchmarks.provenance import describe, machine_slug, of_record, provenance  # noqa: E402
 from digitrec.data import load  # noqa: E402
 from digitrec.fileio import write_json, write_text  # noqa: E402
 
@@ -112,13 +112,9 @@ async def run_load(url: str, payloads: list, labels: np.ndarray, kind: str, tota
     }
 
 
-def markdown(r: dict) -> str:
-    m, a, res = r["machine"], r["settings"], r["results"]
-    return "\n".join([
-        "# Load test: `digitrec serve`, POST /v1/predict", "",
-        f"{a['requests']:,} requests per payload from {a['concurrency']} concurrent clients (httpx.AsyncClient), "
-        f"time cap {a['max_seconds']:g} s per payload, model `{a['model']}`, server torch threads {a['server_threads']}, "
-        f"micro-batching defaults (≤64 images, 3 ms wait).", "",
+def results_table(res: dict) -> list[str]:
+    """Markdown rows: one per payload kind."""
+    return [
         "| payload | requests ok | errors | zero errors | requests/s | p50 ms | p90 ms | p99 ms | max ms "
         "| mean batch | accuracy |",
         "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -126,13 +122,21 @@ def markdown(r: dict) -> str:
           f"{('yes' if x['zero_errors'] else 'NO') + (' (time cap)' if x['stopped_by_time_cap'] else '')} | "
           f"{x['requests_per_s']} | {(x['latency_ms'] or {}).get('p50')} | {(x['latency_ms'] or {}).get('p90')} | "
           f"{(x['latency_ms'] or {}).get('p99')} | {(x['latency_ms'] or {}).get('max')} | {x['mean_batch_size']} | "
-          f"{x['accuracy_vs_mnist_labels']} |" for kind, x in res.items()], "",
+          f"{x['accuracy_vs_mnist_labels']} |" for kind, x in res.items()]]
+
+
+def markdown(r: dict) -> str:
+    prov, a, res = of_record(r) or {}, r["settings"], r["results"]
+    return "\n".join([
+        "# Load test: `digitrec serve`, POST /v1/predict", "",
+        f"{a['requests']:,} requests per payload from {a['concurrency']} concurrent clients (httpx.AsyncClient), "
+        f"time cap {a['max_seconds']:g} s per payload, model `{a['model']}`, server torch threads {a['server_threads']}, "
+        f"micro-batching defaults (≤64 images, 3 ms wait).", "",
+        *results_table(res), "",
         "Latency is per request, from the client's send to its parsed answer (queueing included); accuracy is the "
         "answers' agreement with the MNIST test labels; mean batch = images per forward pass in the server.", "",
-        f"Machine: {m['cpu']}, {m['cpu_cores']} cores, torch {m['torch']}, GPU {m['gpu']}; load average at start "
-        f"{r['load_average_at_start']}. Clients and server ran on the same cores"
-        + (f"; {a['note']}" if a.get("note") else "") + ".", "",
-        f"Command: `{m['command']}` — commit {m['git_commit']}, {m['date']}.", ""])
+        "Clients and server ran on the same cores" + (f"; {a['note']}" if a.get("note") else "") + ".", "",
+        describe(prov) + ".", ""])
 
 
 def main() -> None:
@@ -155,8 +159,7 @@ def main() -> None:
         ap.error(f"--payload: png, json or png,json, not {args.payload!r}")
     mnist = load("mnist", os.environ.get("DIGITREC_DATA"), download=False)
     images, labels = np.asarray(mnist.test_images[:500]), np.asarray(mnist.test_labels[:500])
-    info = machine_info()
-    load_avg = [round(v, 2) for v in os.getloadavg()]
+    prov = provenance()
     results = {}
     proc, url = start_server(args.model, args.server_threads)
     try:
@@ -172,7 +175,7 @@ def main() -> None:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
-    record = {"benchmark": "loadtest", "machine": info, "load_average_at_start": load_avg,
+    record = {"kind": "loadtest", "provenance": prov,
               "settings": {"model": args.model, "requests": args.requests, "concurrency": args.concurrency,
                            "max_seconds": args.max_seconds,
                            "server_threads": args.server_threads, "note": args.note},

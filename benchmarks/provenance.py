@@ -112,7 +112,7 @@ def of_record(record: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(m, dict) or not isinstance(m.get("git_commit"), str) or m["git_commit"] == "unknown":
         return None
     dirty = m["git_commit"].endswith("-dirty")
-    return {"argv": shlex.split(m.get("command") or ""), "commit": m["git_commit"].removesuffix("-dirty"),
+    return {"argv": None, "command": m.get("command"), "commit": m["git_commit"].removesuffix("-dirty"),
             "dirty": dirty, "diff_sha256": None, "source": "legacy", "date": m.get("date"),
             "hardware": {k: m.get(k) for k in ("cpu", "cpu_cores", "gpu", "torch", "python")}}
 
@@ -128,11 +128,18 @@ def problem(prov: dict[str, Any] | None) -> str | None:
     return None
 
 
-def command(prov: dict[str, Any]) -> str:
-    return shlex.join(str(a) for a in prov.get("argv") or [])
+def command(prov: dict[str, Any], notes: bool = True) -> str:
+    """The command line, quoted for a shell (an old record's as it wrote it: its argv was joined with spaces).
+    notes=False leaves out `--note TEXT` (a remark stored with the results; it changes nothing measured)."""
+    if prov.get("command"):
+        return prov["command"] if notes else prov["command"].split(" --note ")[0]
+    argv = [str(a) for a in prov.get("argv") or []]
+    if not notes:
+        argv = [a for i, a in enumerate(argv) if a != "--note" and (i == 0 or argv[i - 1] != "--note")]
+    return shlex.join(argv)
 
 
-def describe(prov: dict[str, Any]) -> str:
+def describe(prov: dict[str, Any], notes: bool = True) -> str:
     """One Markdown line: commit and tree state, date, hardware, command."""
     hw = prov.get("hardware") or {}
     state = ("clean tree" if prov.get("dirty") is False else
@@ -141,7 +148,7 @@ def describe(prov: dict[str, Any]) -> str:
     machine = f"{hw.get('cpu')} ({hw.get('cpu_cores')} cores)" + (f", GPU {hw['gpu']}" if hw.get("gpu") else "")
     load = f"; load average at start {prov['load_average']}" if prov.get("load_average") else ""
     return (f"commit `{(prov.get('commit') or 'unknown')[:12]}` ({state}) · {prov.get('date')} · {machine} · "
-            f"torch {hw.get('torch')}{load} · command: `{command(prov)}`")
+            f"torch {hw.get('torch')}{load} · command: `{command(prov, notes)}`")
 
 
 def main() -> None:

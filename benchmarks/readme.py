@@ -1,90 +1,204 @@
-"""Regenerate the README's results section from benchmarks/results/ (the last file of each kind by name).
+"""Regenerate the README's results section from the JSON records in benchmarks/results/.
 
-    python -m benchmarks.readme
-For each kind of result it takes the title and the first table of the Markdown file the benchmark wrote, and links
-the full file; nothing is typed in by hand.
+    python -m benchmarks.readme            # rewrite README.md between its results markers
+    python -m benchmarks.readme --check    # exit 1 if README.md differs from what the records give
+
+For each kind of result it takes the newest record (by the date in its provenance) whose code state is known — a
+commit with a clean tree, or uncommitted changes with the diff's hash — and renders its tables from the JSON with
+the benchmark's own table functions, followed by how it was measured (commit, date, hardware, command) and a link to
+the record. Records in results/archive/ (code state unknown) are never used; kinds without a usable record are left
+out and listed on stderr. Nothing is typed in by hand.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import re
+import sys
 from pathlib import Path
+from typing import Any, Callable
 
-from digitrec.fileio import write_text
+from benchmarks.provenance import describe, of_record, problem
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
-# (glob, heading) in the order they appear in the README
-# For these kinds, the first table under each named '## ' section and the '## Conclusion' paragraph are taken instead.
-SECTIONS = {"transfer-*.md": ("Few labels", "Cross-writer", "Ablation")}
-# For these kinds the file's '## Notes' list follows the table (it says which timings a shared machine inflated).
-WITH_NOTES = {"table1*.md"}
-KINDS = [
-    ("cpu*-20*.md", "Speed and accuracy (`python -m benchmarks.run`)"),
-    ("h100*-20*.md", "Speed and accuracy on GPU (`python -m benchmarks.run`)"),
-    ("paper-preset-mnist-*/README.md", "The paper's recipe, full run (`digitrec train --preset paper`)"),
-    ("table1*.md", "Table 1 (`digitrec compare`)"),
-    ("transfer-*.md", "Transfer learning (`benchmarks/transfer.py`)"),
-    ("edge-*.md", "Edge deployment (`benchmarks/edge.py`)"),
-    ("realworld-*.md", "Real-world reading (`benchmarks/realworld.py`)"),
-    ("loadtest-*.md", "HTTP service under load (`benchmarks/loadtest.py`)"),
+
+def records(results: Path = RESULTS) -> list[tuple[Path, dict[str, Any]]]:
+    """Every record in results/ (not in archive/): NAME.json files and NAME/result.json folders."""
+    found = []
+    for path in sorted([*results.glob("*.json"), *results.glob("*/result.json")]):
+        if path.parent.name == "archive":
+            continue
+        try:
+            found.append((path, json.loads(path.read_text())))
+        except (OSError, ValueError):
+            print(f"skipped {path}: not valid JSON", file=sys.stderr)
+    return found
+
+
+def kind(record: dict[str, Any]) -> str | None:
+    """The record's kind; records written before kinds existed are known by their contents."""
+    if record.get("kind"):
+        return record["kind"]
+    if "time_to_accuracy" in record or "fast" in record:
+        return "speed"
+    if record.get("benchmark") == "loadtest":
+        return "loadtest"
+    return None
+
+
+def _gpu(record: dict[str, Any]) -> bool:
+    return bool(((of_record(record) or {}).get("hardware") or {}).get("gpu"))
+
+
+# --- per kind: the tables, from the benchmark's own table functions --------------------------------------------
+
+def speed(r: dict) -> list[str]:
+    from benchmarks.run import fast_table, time_to_accuracy_table
+
+    out = [*time_to_accuracy_table(r), ""] if "time_to_accuracy" in r else []
+    return out + ([*fast_table(r["fast"]), ""] if "fast" in r else [])
+
+
+def training_run(r: dict) -> list[str]:
+    from benchmarks.record_run import metrics_table
+
+    return [*metrics_table(r["metrics"]), ""]
+
+
+def table1(r: dict) -> list[str]:
+    from digitrec.compare import dataset_table
+
+    t = r["table"]
+    out = []
+    for dataset in dict.fromkeys(row["dataset"] for row in t["rows"]):
+        out += [*dataset_table(t["rows"], dataset), ""]
+    return out + [f"- {n}" for n in t.get("notes", []) if "nothing of ours beside it" not in n] + [""]
+
+
+def transfer(r: dict) -> list[str]:
+    from benchmarks.transfer import EMNIST_TITLE, SECTION_TITLES, _fewlabel_summary, emnist_table, runs_table
+
+    titles = dict(SECTION_TITLES)
+    out = []
+    if "fewlabel" in r:
+        out += [f"**{titles['fewlabel']}**", "", *_fewlabel_summary(r["fewlabel"]), ""]
+    if "emnist" in r:
+        out += [f"**{EMNIST_TITLE}**", "", *emnist_table(r["emnist"]), ""]
+    if "ablation" in r:
+        out += [f"**{titles['ablation']}**", "", *runs_table(r["ablation"], "ablation"), ""]
+    return out
+
+
+def edge(r: dict) -> list[str]:
+    from benchmarks.edge import model_table
+
+    return [line for m in r["models"] for line in (f"**{m['model']}**", "", *model_table(m), "")]
+
+
+def realworld(r: dict) -> list[str]:
+    from benchmarks.realworld import results_table
+
+    return [*results_table(r["results"]), ""]
+
+
+def loadtest(r: dict) -> list[str]:
+    from benchmarks.loadtest import results_table
+
+    return [*results_table(r["results"]), ""]
+
+
+Selector = Callable[[dict[str, Any]], bool]
+# (heading, which records, render) in README order
+SECTIONS: list[tuple[str, Selector, Callable[[dict], list[str]]]] = [
+    ("Speed and accuracy on a CPU (`python -m benchmarks.run`)", lambda r: kind(r) == "speed" and not _gpu(r), speed),
+    ("Speed and accuracy on a GPU (`python -m benchmarks.run`)", lambda r: kind(r) == "speed" and _gpu(r), speed),
+    ("The paper's recipe, full run (`python -m benchmarks.record_run --train --preset paper`)",
+     lambda r: kind(r) == "training-run" and str(r.get("name", "")).startswith("paper-preset"), training_run),
+    ("Table 1 (`python -m benchmarks.table1`)", lambda r: kind(r) == "table1" and
+     not (r.get("table", {}).get("settings", {}).get("limit") or r.get("table", {}).get("quick")), table1),
+    ("Transfer learning (`python -m benchmarks.transfer`)", lambda r: kind(r) == "transfer", transfer),
+    ("Edge deployment (`python -m benchmarks.edge`)", lambda r: kind(r) == "edge", edge),
+    ("Real-world reading (`python -m benchmarks.realworld`)", lambda r: kind(r) == "realworld", realworld),
+    ("HTTP service under load (`python -m benchmarks.loadtest`)", lambda r: kind(r) == "loadtest", loadtest),
 ]
 
 
-def first_tables(text: str, n: int = 1) -> list[str]:
-    tables, current = [], []
-    for line in text.splitlines():
-        if line.startswith("|"):
-            current.append(line)
-        elif current:
-            tables.append("\n".join(current))
-            current = []
-    if current:
-        tables.append("\n".join(current))
-    return tables[:n]
+def provenances(record: dict[str, Any]) -> list[dict[str, Any] | None]:
+    """Every provenance a record's numbers rest on: its own, a training run's, each writer's, each row's."""
+    provs = [of_record(record)] if "provenances" not in record else list(record["provenances"]) or [None]
+    if record.get("trained") is not None or kind(record) == "training-run":
+        provs.append(record.get("trained"))
+    return provs
 
 
-def under(text: str, heading: str) -> str:
-    """The part of a Markdown file under the '## ' heading that starts with `heading` (up to the next '## ')."""
-    m = re.search(r"^## " + re.escape(heading) + r".*?$(.*?)(?=^## |\Z)", text, flags=re.S | re.M)
-    return m.group(1) if m else ""
+def unusable(record: dict[str, Any]) -> str | None:
+    """Why a record cannot back a README number, or None."""
+    for prov in provenances(record):
+        if problem(prov):
+            return problem(prov)
+    if kind(record) == "table1":
+        for row in record["table"]["rows"]:
+            commit = row.get("commit") or "unknown"
+            if row["status"] in ("trained", "reused") and ("unknown" in commit or "mixed" in commit
+                                                           or ("-dirty" in commit and "diff sha256" not in commit)):
+                return f"row {row['model']}: trained at {commit}"
+    return None
 
 
-def section() -> str:
+def _date(record: dict[str, Any]) -> str:
+    return min(str((p or {}).get("date") or "") for p in provenances(record))
+
+
+def _link(path: Path) -> Path:
+    """The Markdown beside the JSON (what a reader opens), else the JSON."""
+    md = path.with_name("README.md") if path.name == "result.json" else path.with_suffix(".md")
+    return (md if md.is_file() else path).relative_to(ROOT)
+
+
+def section(results: Path = RESULTS, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> str:
+    found = records(results)
     parts = []
-    for pattern, heading in KINDS:
-        # by name, not mtime (a fresh clone gives every file the same mtime): names end in their date, so the newest
-        # sorts last; a same-day re-measurement is named to sort after the record it replaces
-        # (paper-preset-mnist-quiet-… after paper-preset-mnist-cpu2-…)
-        files = sorted(RESULTS.glob(pattern))
-        if not files:
+    for heading, selected, render in SECTIONS:
+        usable = []
+        for path, rec in found:
+            if selected(rec):
+                reason = unusable(rec)
+                if reason:
+                    log(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: not used ({reason})")
+                else:
+                    usable.append((_date(rec), path, rec))
+        if not usable:
+            log(f"no usable record for: {heading}")
             continue
-        newest = files[-1]
-        text = newest.read_text()
-        if pattern in SECTIONS:
-            tables = []
-            for part in SECTIONS[pattern]:
-                title = re.search(r"^## (" + re.escape(part) + r".*)$", text, flags=re.M)
-                if title:
-                    tables += [f"**{title.group(1)}**"] + first_tables(under(text, part))
-            if under(text, "Conclusion").strip():
-                tables.append(under(text, "Conclusion").strip())
-        else:
-            tables = first_tables(text, 2 if pattern.startswith(("cpu", "h100")) else 1)
-            if pattern in WITH_NOTES and under(text, "Notes").strip():
-                tables.append(under(text, "Notes").strip())
-        rel = newest.relative_to(ROOT)
-        parts.append(f"### {heading}\n\n" + "\n\n".join(tables) + f"\n\nFull results, command and hardware: [{rel}]({rel})\n")
+        _, path, rec = max(usable, key=lambda u: (u[0], str(u[1])))
+        measured = "\n".join(f"- {describe(p, notes=False)}" for p in provenances(rec) if p)
+        link = _link(path) if path.is_relative_to(ROOT) else path
+        parts.append(f"### {heading}\n\n" + "\n".join(render(rec)).rstrip() + "\n\n"
+                     f"Measured:\n{measured}\n\nRecord: [{link}]({link})\n")
     return "\n".join(parts)
 
 
-def main() -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
+def render_readme(text: str, results: Path = RESULTS) -> str:
     if START not in text or END not in text:
         raise SystemExit("README.md has no results markers")
-    new = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda m: f"{START}\n{section()}\n{END}", text, flags=re.S)
+    return re.sub(re.escape(START) + ".*?" + re.escape(END), lambda m: f"{START}\n{section(results)}{END}", text,
+                  flags=re.S)
+
+
+def main() -> None:
+    from digitrec.fileio import write_text
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="only check that README.md is up to date")
+    args = ap.parse_args()
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    new = render_readme(text)
+    if args.check:
+        raise SystemExit(0 if new == text else "README.md's results differ from the records: python -m benchmarks.readme")
     write_text(readme, new)
     print("README results section regenerated")
 

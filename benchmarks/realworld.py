@@ -26,7 +26,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.machine import machine_info, machine_slug  # noqa: E402
+from benchmarks.provenance import describe, machine_slug, provenance  # noqa: E402
 from digitrec.data import load  # noqa: E402
 from digitrec.fileio import atomic_path, write_json, write_text  # noqa: E402
 from digitrec.predict import load_predictor  # noqa: E402
@@ -94,6 +94,18 @@ def mnist_accuracy(predictor, data_dir: str | None) -> float:
     return float((predictor.predict_proba(x).argmax(1) == test.test_labels).mean())
 
 
+def results_table(rows: list[dict]) -> list[str]:
+    """Markdown rows: one per model and pipeline."""
+    out = ["| model | pipeline | digit acc. | number acc. | 1-digit images | count acc. | MNIST test | s/image |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        single = "—" if r["single_digit_image_accuracy"] is None else f"{r['single_digit_image_accuracy']:.1%}"
+        secs = f"{r['seconds_per_image']:.2f}" if "seconds_per_image" in r else "—"
+        out.append(f"| {r['model']} | {r['pipeline']} | {r['digit_accuracy']:.1%} | {r['number_accuracy']:.1%} | "
+                   f"{single} | {r['count_accuracy']:.1%} | {r['mnist_test_accuracy']:.2%} | {secs} |")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="/tmp/digitrec-realworld", help="folder written by make_realworld.py")
@@ -107,6 +119,7 @@ def main() -> None:
                     help="cache of the segmentation (crops and boxes): written if absent, reused if present")
     ap.add_argument("--segment-only", action="store_true", help="segment (and fill --segments), then stop")
     args = ap.parse_args()
+    prov = provenance()
     torch.set_num_threads(args.threads)
     data = Path(args.data)
     labels = json.loads((data / "labels.json").read_text())
@@ -138,23 +151,15 @@ def main() -> None:
                          **score(texts, truth), **({"seconds_per_image": per_image} if pipeline == "ours" else {})})
         print(f"{name}: ours {rows[-2]['number_accuracy']:.1%} numbers, naive {rows[-1]['number_accuracy']:.1%}")
 
-    info = machine_info()
-    result = {"machine": info, "data": {"folder": str(data), "seed": labels.get("seed"), "n": len(truth),
+    result = {"kind": "realworld", "provenance": prov, "data": {"folder": str(data), "seed": labels.get("seed"), "n": len(truth),
                                         "source": labels.get("source")}, "results": rows}
     stem = f"realworld-{machine_slug()}-{datetime.date.today().isoformat()}"
     out = Path(args.out)
     write_json(out / f"{stem}.json", result)
     lines = [f"# Reading synthetic real-world photos of numbers ({len(truth)} images, "
              f"{rows[0]['digits']} digits, seed {labels.get('seed')})", "",
-             f"{info['date']} · commit {info['git_commit']} · {info['cpu']} ({info['cpu_cores']} cores, shared with "
-             f"other work) · torch {info['torch']}", "", f"Command: `{info['command']}`", "",
-             "| model | pipeline | digit acc. | number acc. | 1-digit images | count acc. | MNIST test | s/image |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        single = "—" if r["single_digit_image_accuracy"] is None else f"{r['single_digit_image_accuracy']:.1%}"
-        secs = f"{r['seconds_per_image']:.2f}" if "seconds_per_image" in r else "—"
-        lines.append(f"| {r['model']} | {r['pipeline']} | {r['digit_accuracy']:.1%} | {r['number_accuracy']:.1%} | "
-                     f"{single} | {r['count_accuracy']:.1%} | {r['mnist_test_accuracy']:.2%} | {secs} |")
+             describe(prov), "",
+             *results_table(rows)]
     lines += ["", "digit acc. = 1 − (edit distance / digits), so missed and extra digits count as errors; "
               "the naive pipeline reads every image as one digit, so it can only get one-digit images right."]
     write_text(out / f"{stem}.md", "\n".join(lines) + "\n")

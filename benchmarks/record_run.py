@@ -53,16 +53,21 @@ def train_here(name: str, args: list[str], work: Path) -> tuple[Path, dict[str, 
     return out, trained
 
 
+def metrics_table(m: dict[str, Any]) -> list[str]:
+    """Markdown rows: the run's test metrics and training time."""
+    return ["| test n | accuracy | precision (macro) | recall (macro) | F1 (macro) | training time |",
+            "|---|---|---|---|---|---|",
+            f"| {m['n']:,} | {m['accuracy']:.2%} | {m['precision_macro']:.2%} | {m['recall_macro']:.2%} | "
+            f"{m['f1_macro']:.2%} | {m['train_time_s']:.0f} s |"]
+
+
 def markdown(record: dict[str, Any], figures: list[str]) -> str:
     m, epochs, trained = record["metrics"], record["history"]["epochs"], record["trained"]
     lines = [f"# {record['name']}: {m['model']} on {m['dataset']} ({m['split']} split)", "",
              f"Trained: {describe(trained)}.", "",
              f"Recorded: {describe(record['provenance'])}.", *([record["note"], ""] if record["note"] else [""]),
              f"Split sizes: {m['sizes']}. Best validation epoch: {m.get('best_epoch')} of {m.get('epochs')}.", "",
-             "| test n | accuracy | precision (macro) | recall (macro) | F1 (macro) | training time |",
-             "|---|---|---|---|---|---|",
-             f"| {m['n']} | {m['accuracy']:.2%} | {m['precision_macro']:.2%} | {m['recall_macro']:.2%} | "
-             f"{m['f1_macro']:.2%} | {m['train_time_s']:.0f} s |", "",
+             *metrics_table(m), "",
              "| epoch | train loss | train acc | val loss | val acc | epoch time |", "|---|---|---|---|---|---|"]
     lines += [f"| {e['epoch']} | {e['train_loss']:.4f} | {e['train_acc']:.2%} | {e['val_loss']:.4f} | "
               f"{e['val_acc']:.2%} | {e['epoch_time_s']:.0f} s |" for e in epochs]

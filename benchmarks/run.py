@@ -1,6 +1,6 @@
 """Speed and accuracy benchmarks, all in one run on one machine, each ratio against a baseline of the same run.
 
-    python -m benchmarks.run                 # everything (about 25 minutes on 2 CPU cores)
+    python -m benchmarks.run                 # everything
     python -m benchmarks.run --quick         # a smoke run of every section (a few minutes; numbers not comparable)
     python -m benchmarks.run --only fast,inference
 
@@ -12,7 +12,8 @@ Sections:
   pipeline   paper-cnn training throughput at batch 64: digitrec's resident-uint8 pipeline vs DataLoader
              (on the GPU where there is one: the same model on it both ways)
   inference  each model: batch-1 latency p50/p99 and batch-256 images/s, one thread and all threads
-Writes benchmarks/results/<machine>-<date>.{json,md}; `--readme` rewrites the README's results table from it.
+Writes benchmarks/results/<machine>-<date>.{json,md} with the provenance block (benchmarks/provenance.py);
+`python -m benchmarks.readme` then regenerates the README's results from the records.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.machine import machine_info, machine_slug
+from benchmarks.provenance import describe, machine_slug, of_record, provenance
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = (0.990, 0.992, 0.995)
@@ -312,37 +313,44 @@ def _curve_table(curve: list[dict]) -> list[str]:
         f"| {c['epoch']} | {c['test_accuracy']:.2%} | {c['train_time_s']:.0f} s |" for c in curve]
 
 
+def time_to_accuracy_table(r: dict) -> list[str]:
+    """Markdown rows: time to each target accuracy, digitrec vs the conventional baseline of the same run."""
+    out = ["| target | digitrec | conventional (examples/mnist) | speed-up |", "|---|---|---|---|"]
+    last = r["baseline"]["curve"][-1] if r.get("baseline", {}).get("curve") else None
+    for t in r["time_to_accuracy"]:
+        d, b = t["digitrec_s"], t["baseline_s"]
+        ours = f"{d:.1f} s ({t['digitrec_how']})" if d is not None else "not reached"
+        if b is not None:
+            theirs, ratio = f"{b:.0f} s", (f"{b / d:.0f}×" if d else "—")
+        elif last is not None:  # a lower bound: the baseline had not got there when its budget ended
+            theirs = f"> {last['train_time_s']:.0f} s (not reached in {last['epoch']} epochs)"
+            ratio = f"> {last['train_time_s'] / d:.0f}×" if d else "—"
+        else:
+            theirs, ratio = "not measured", "—"
+        out.append(f"| {t['target']:.1%} | {ours} | {theirs} | {ratio} |")
+    return out
+
+
+def fast_table(f: dict) -> list[str]:
+    """Markdown rows: the fast preset's seeds, accuracy and times."""
+    out = ["| seed | test accuracy | training time | whole command (wall) |", "|---|---|---|---|"]
+    out += [f"| {x['seed']} | {x['test_accuracy']:.2%} | {x['train_time_s']:.1f} s | {x['command_wall_s']:.1f} s |"
+            for x in f["runs"]]
+    return out + [f"| mean ± std | {f['accuracy_mean']:.2%} ± {f['accuracy_std']:.2%} | {f['train_time_mean_s']:.1f} s "
+                  f"| {f['command_wall_mean_s']:.1f} s |"]
+
+
 def markdown(r: dict) -> str:
-    m = r["machine"]
-    out = [f"# digitrec speed benchmark — {m['date']}", "",
-           f"Machine: {m['cpu']}, {m['cpu_cores']} cores, GPU: {m['gpu'] or 'none'}; torch {m['torch']}; "
-           f"commit {m['git_commit']}. Command: `{m['command']}`.", ""]
+    prov = of_record(r) or {}
+    out = [f"# digitrec speed benchmark — {prov.get('date')}", "", describe(prov) + ".", ""]
     if r.get("note"):
         out += [r["note"], ""]
     if "time_to_accuracy" in r:
         out += ["## Time to MNIST test accuracy (official 10,000 test images; training time, evaluation excluded)", "",
-                "| target | digitrec | conventional (examples/mnist) | speed-up |", "|---|---|---|---|"]
-        last = r["baseline"]["curve"][-1] if r.get("baseline", {}).get("curve") else None
-        for t in r["time_to_accuracy"]:
-            d, b = t["digitrec_s"], t["baseline_s"]
-            ours = f"{d:.1f} s ({t['digitrec_how']})" if d is not None else "not reached"
-            if b is not None:
-                theirs, ratio = f"{b:.0f} s", (f"{b / d:.0f}×" if d else "—")
-            elif last is not None:  # a lower bound: the baseline had not got there when its budget ended
-                theirs = f"> {last['train_time_s']:.0f} s (not reached in {last['epoch']} epochs)"
-                ratio = f"> {last['train_time_s'] / d:.0f}×" if d else "—"
-            else:
-                theirs, ratio = "not measured", "—"
-            out.append(f"| {t['target']:.1%} | {ours} | {theirs} | {ratio} |")
-        out.append("")
+                *time_to_accuracy_table(r), ""]
     if "fast" in r:
-        f = r["fast"]
-        out += ["## `digitrec train --preset fast` (seeds " + ", ".join(str(x["seed"]) for x in f["runs"]) + ")", "",
-                "| seed | test accuracy | training time | whole command (wall) |", "|---|---|---|---|"]
-        out += [f"| {x['seed']} | {x['test_accuracy']:.2%} | {x['train_time_s']:.1f} s | {x['command_wall_s']:.1f} s |"
-                for x in f["runs"]]
-        out += [f"| mean ± std | {f['accuracy_mean']:.2%} ± {f['accuracy_std']:.2%} | {f['train_time_mean_s']:.1f} s | "
-                f"{f['command_wall_mean_s']:.1f} s |", ""]
+        out += ["## `digitrec train --preset fast` (seeds " + ", ".join(str(x["seed"]) for x in r["fast"]["runs"])
+                + ")", "", *fast_table(r["fast"]), ""]
     if "best" in r:
         b = r["best"]
         out += ["## `digitrec train --preset best`", "", *_curve_table(b["curve"])]
@@ -393,7 +401,7 @@ def main() -> None:
 
     data = load("mnist")
     test_x, test_y = torch.from_numpy(data.test_images), torch.from_numpy(data.test_labels).long()
-    result: dict = {"machine": machine_info(), "note": args.note}
+    result: dict = {"kind": "speed", "provenance": provenance(), "note": args.note}
     if "fast" in sections:
         result["fast"] = section_fast(work, [int(s) for s in args.seeds.split(",")], extra)
     if "best" in sections:

@@ -99,6 +99,17 @@ def run_commit(run_dir: Path) -> tuple[str | None, list[dict]]:
     return commit_of(read_run(run_dir).provenance), []
 
 
+def archive(run_dir: Path, folder: Path) -> None:
+    """run_dir (weights left out) and its launches file as one .tgz in `folder`."""
+    import tarfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(folder / f"{run_dir.name}.tgz", "w:gz") as tar:
+        tar.add(run_dir, arcname=run_dir.name, filter=lambda t: None if t.name.endswith(".pt") else t)
+        if _launches_file(run_dir).is_file():
+            tar.add(_launches_file(run_dir), arcname=_launches_file(run_dir).name)
+
+
 def snapshot_unfinished(run_dir: Path, work: Path) -> Path:
     """A run still training, frozen for the table: its history and best checkpoint so far, evaluated afresh."""
     from digitrec import checkpoint
@@ -151,10 +162,15 @@ def neural_runs(args, models: list[str], work: Path) -> tuple[dict[str, Path], d
     """Each neural model's run folder for the table (trained or resumed here, unless --no-train) and its commit."""
     reuse, commits = {}, {}
     extra = [a for flag, v in (("--epochs", args.epochs), ("--limit", args.limit)) if v for a in (flag, str(v))]
-    for m in (m for m in models if m not in CLASSICAL):
+    neural = [m for m in models if m not in CLASSICAL]
+    for m in sorted(neural, key=lambda m: m != "hybrid"):  # the longest first, while the most time is left
         run_dir = work / f"{m}-{args.dataset}"
         if not args.no_train:
             train(m, args.dataset, run_dir, args.threads, extra)
+            if args.archive:  # at once: a machine lent for a limited time keeps what it measured
+                archive(run_dir, Path(args.archive))
+    for m in neural:
+        run_dir = work / f"{m}-{args.dataset}"
         if not (run_dir / "metrics.json").is_file():
             if not (args.allow_unfinished and (run_dir / "model.pt").is_file()):
                 raise SystemExit(f"{run_dir}: not finished (train it, or --allow-unfinished to table it so far)")
@@ -202,6 +218,8 @@ def main() -> None:
     ap.add_argument("--results", default=str(RESULTS), help="folder for the record")
     ap.add_argument("--name", default=None, help="record name (default: table1-DATASET, table1-quick-DATASET)")
     ap.add_argument("--report", action="store_true", help="also write report.html (+ report.png) into --results")
+    ap.add_argument("--archive", default=None, metavar="DIR",
+                    help="after each neural run, its folder (no weights) and launches as DIR/<run>.tgz")
     args = ap.parse_args()
     if args.quick:
         args.epochs, args.limit, args.classical_limit = args.epochs or 2, args.limit or 5000, args.classical_limit or 5000

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.machine import machine_info, machine_slug  # noqa: E402
+from benchmarks.provenance import describe, load_average, machine_slug, provenance  # noqa: E402
 from digitrec.config import make_config  # noqa: E402
 from digitrec.data import load  # noqa: E402
 from digitrec.data.idx import write_idx  # noqa: E402
@@ -310,15 +310,52 @@ def _fewlabel_summary(rows: list[dict]) -> list[str]:
     return out
 
 
+ABLATION_ORDER = (("paper-cnn", "resnet18", "hybrid"), ("scratch", "fashion-pretrained, fine-tuned"))
+
+
+def runs_table(rows: list[dict], key: str = "") -> list[str]:
+    """Markdown rows: one per run (sizes, epochs, test accuracy, wall and CPU time)."""
+    if key == "ablation":  # model, input size, then variant: the order of the plan, whichever process ran it
+        models, variants = ABLATION_ORDER
+        rows = sorted(rows, key=lambda r: (models.index(r["model"]), (r["model_options"] or {}).get("input_size", 0),
+                                           variants.index(r["variant"]) if r["variant"] in variants else 2))
+    out = ["| run | train / val / test | epochs | test accuracy | training (wall) | whole run (CPU) |",
+           "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        s = r["sizes"]
+        out.append(f"| {r['name']} | {s['train']} / {s['val']} / {s['test']} | {r['epochs']} | "
+                   f"{_pct(r['accuracy'])} | {r['train_time_s']:.0f} s | {r['cpu_s']:.0f} s |")
+    return out
+
+
+def emnist_table(e: dict) -> list[str]:
+    """Markdown rows: per fold, EMNIST accuracy before / after fine-tuning / from scratch."""
+    out = ["| fold | before | fine-tuned | from scratch on the 480 |", "| ---: | ---: | ---: | ---: |"]
+    for f in e["folds"]:
+        scratch = _pct(f["scratch"]) if "scratch" in f else "not run"
+        out.append(f"| {f['fold']} | {_pct(f['before'])} | {_pct(f['finetuned'])} | {scratch} |")
+    if e["folds"]:
+        out.append(f"| mean ± std ({len(e['folds'])} folds) | " + " | ".join(
+            f"{_pct(e[k]['mean'])} ± {100 * e[k]['std']:.2f}" if e.get(k) else "not run"
+            for k in ("before", "finetuned", "scratch")) + " |")
+    return out
+
+
+SECTION_TITLES = (("pretrain", "Fashion-MNIST pretraining (12,000 training images; test = 2,000 Fashion test)"),
+                  ("fewlabel", "Few labels: paper-cnn on MNIST (test = MNIST's 10,000 test images)"),
+                  ("ablation", f"Ablation on MNIST: 6,000 training images, {ABL_EPOCHS} epochs "
+                               "(test = stratified 2,000 of MNIST's canonical test set)"))
+EMNIST_TITLE = "Cross-writer: MNIST model → 600 real EMNIST Digits test images (5-fold: tune 480, test 120)"
+
+
 def markdown(res: dict) -> str:
-    info = res["machine"]
-    lines = [f"# Transfer learning — {info['date']}", "",
-             f"`{'`, `'.join(res.get('commands', [info['command']]))}` at commit {info['git_commit']}; CPU {info['cpu']} ({info['cpu_cores']} cores, "
-             f"1 torch thread), torch {info['torch']}. Two benchmark processes (one thread each) shared the "
-             "2 cores with lower-priority work, so wall times are pessimistic; the CPU column is the run's own time.",
+    provs = res.get("provenances", [])
+    lines = [f"# Transfer learning — {provs[-1]['date'] if provs else '?'}", "",
+             *[f"- {describe(p)}" for p in provs], "",
+             "1 torch thread per process; where the load average exceeds the cores, other work shared the machine and "
+             "wall times are pessimistic; the CPU column is the run's own time.",
              "", "Every run: Adam lr 1e-3, batch 64, the paper's augmentation (rotation/shear/shift), seed 0 unless "
-             "stated, CPU, "
-             "canonical split (train file 90/10 into train/validation; best-validation epoch is tested). "
+             "stated, CPU, canonical split (train file 90/10 into train/validation; best-validation epoch is tested). "
              "Fashion-MNIST pretraining stands in for ImageNet, whose weights cannot be downloaded here.", ""]
     if "speed" in res:
         lines += ["## Speed (1 thread, images per CPU-second: batch 16 training / 64 inference, random input)", "",
@@ -328,47 +365,19 @@ def markdown(res: dict) -> str:
             lines.append(f"| {r['model']}{size} | {r['params']:,} | {r['train_images_per_s']} | "
                          f"{r['inference_images_per_s']} |")
         lines.append("")
-    for key, title in (("pretrain", "Fashion-MNIST pretraining (12,000 training images; test = 2,000 Fashion test)"),
-                       ("fewlabel", "Few labels: paper-cnn on MNIST (test = MNIST's 10,000 test images)"),
-                       ("ablation", f"Ablation on MNIST: 6,000 training images, {ABL_EPOCHS} epochs "
-                                    "(test = stratified 2,000 of MNIST's canonical test set)")):
-        if key not in res:
-            continue
-        lines += [f"## {title}", ""]
-        if key == "fewlabel":
-            lines += _fewlabel_summary(res[key]) + ["", "Every run:", ""]
-        lines += ["| run | train / val / test | epochs | test accuracy | training (wall) "
-                  "| whole run (CPU) |", "| --- | --- | ---: | ---: | ---: | ---: |"]
-        rows = res[key]
-        if key == "ablation":  # model, input size, then variant: the order of the plan, whichever process ran it
-            rows = sorted(rows, key=lambda r: (("paper-cnn", "resnet18", "hybrid").index(r["model"]),
-                                               (r["model_options"] or {}).get("input_size", 0),
-                                               ("scratch", "fashion-pretrained, fine-tuned").index(r["variant"])
-                                               if r["variant"] in ("scratch", "fashion-pretrained, fine-tuned") else 2))
-        for r in rows:
-            s = r["sizes"]
-            lines.append(f"| {r['name']} | {s['train']} / {s['val']} / {s['test']} | {r['epochs']} | "
-                         f"{_pct(r['accuracy'])} | {r['train_time_s']:.0f} s | {r['cpu_s']:.0f} s |")
-        lines.append("")
-        if key == "ablation" and res.get("ablation_not_run"):
-            lines += ["Not run:", ""] + [f"- {t}" for t in res["ablation_not_run"]] + [""]
+    for key, title in SECTION_TITLES:
+        if key in res:
+            lines += [f"## {title}", "", *(_fewlabel_summary(res[key]) + ["", "Every run:", ""] if key == "fewlabel"
+                                           else []), *runs_table(res[key], key), ""]
+            if key == "ablation" and res.get("ablation_not_run"):
+                lines += ["Not run:", ""] + [f"- {t}" for t in res["ablation_not_run"]] + [""]
     if "emnist" in res:
-        e = res["emnist"]
-        sz = e["source_sizes"]
-        lines += ["## Cross-writer: MNIST model → 600 real EMNIST Digits test images (5-fold: tune 480, test 120)", "",
+        e, sz = res["emnist"], res["emnist"]["source_sizes"]
+        lines += [f"## {EMNIST_TITLE}", "",
                   f"Source model: paper-cnn trained on {sz['train']} MNIST images ({e['source_model']}; "
                   f"{_pct(e['source_mnist_test_accuracy'])} on MNIST's test set). On all 600 EMNIST images before "
                   f"fine-tuning: {_pct(e['before_all_600'])}. Fine-tuning: 4 epochs on the fold's 480 images "
-                  "(432 train + 48 validation), all weights, lr 1e-3.", "",
-                  "| fold | before | fine-tuned | from scratch on the 480 |", "| ---: | ---: | ---: | ---: |"]
-        for f in e["folds"]:
-            scratch = _pct(f["scratch"]) if "scratch" in f else "not run"
-            lines.append(f"| {f['fold']} | {_pct(f['before'])} | {_pct(f['finetuned'])} | {scratch} |")
-        if e["folds"]:
-            lines.append(f"| mean ± std ({len(e['folds'])} folds) | " + " | ".join(
-                f"{_pct(e[k]['mean'])} ± {100 * e[k]['std']:.2f}" if e.get(k) else "not run"
-                for k in ("before", "finetuned", "scratch")) + " |")
-        lines.append("")
+                  "(432 train + 48 validation), all weights, lr 1e-3.", "", *emnist_table(e), ""]
     if res.get("conclusion"):
         lines += ["## Conclusion", "", res["conclusion"], ""]
     return "\n".join(lines)
@@ -391,9 +400,14 @@ def write(res: dict, keys) -> None:
                 merged[k] = list(rows.values())
             else:
                 merged[k] = res[k]
-        commands = merged.setdefault("commands", [])
-        if "machine" in keys and res["machine"]["command"] not in commands:
-            commands.append(res["machine"]["command"])
+        merged["kind"] = "transfer"
+        provs = merged.setdefault("provenances", [])  # one block per process that wrote sections
+        if "provenance" in keys and not any(p["date"] == res["provenance"]["date"] and
+                                            p["argv"] == res["provenance"]["argv"] for p in provs):
+            provs.append(res["provenance"])
+        for p in provs:
+            if p["date"] == res.get("provenance", {}).get("date"):
+                p["load_average_end"] = load_average()
         merged.setdefault("section_wall_s", {}).update(res.get("section_wall_s", {}))
         write_json(_OUT["json"], merged)
         write_text(_OUT["md"], markdown(merged))
@@ -423,8 +437,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     slug = f"transfer-{machine_slug()}-{datetime.date.today().isoformat()}"
     _OUT.update(json=RESULTS / f"{slug}.json", md=RESULTS / f"{slug}.md", lock=work / "results.lock")
-    res = {"machine": machine_info()}
-    keys = ["machine"]
+    res = {"provenance": provenance()}
+    keys = ["provenance"]
     if args.conclusion:
         res["conclusion"] = Path(args.conclusion).read_text().strip()
         keys.append("conclusion")
@@ -448,7 +462,7 @@ def main() -> None:
         keys += [section] + (["ablation_not_run"] if section == "ablation" else [])
         write(res, keys)
     if only == [""]:  # --only "" --conclusion FILE: add the conclusion, re-render the Markdown
-        write(res, [k for k in keys if k != "machine"])
+        write(res, [k for k in keys if k != "provenance"])
     print(f"wrote {_OUT['json']} and {_OUT['md']}")
 
 

@@ -388,6 +388,26 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def dataset_table(rows: list[dict], dataset: str) -> list[str]:
+    """Markdown rows: one dataset's models beside the paper's, each with where it came from and its commit."""
+    lines = ["| model | paper's model | paper accuracy | our accuracy | precision | recall | F1 | "
+             "paper training (s) | our training (s) | train / test n | source |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in (r for r in rows if r["dataset"] == dataset):
+        # The run folder's name only: its full path is in the command above, and a machine's paths mean
+        # nothing to a reader of the table.
+        run = Path(r["reused_from"]).name if r.get("reused_from") else ""
+        trained_at = f"trained at {r['commit']}" if r.get("commit") else "commit unknown"
+        source = {"trained": f"trained here ({trained_at})", "reused": f"reused run `{run}` ({trained_at})",
+                  "unfinished": f"**unfinished** run `{run}` ({r['note']})"}.get(r["status"], r["status"])
+        n = f"{r['n_train']:,} / {r['n_test']:,}" if r["n_train"] is not None else "—"
+        ours = _secs(r["train_time_s"]) + ("" if r.get("cpu_time_s") is None else f" (CPU {_secs(r['cpu_time_s'])})")
+        lines.append(f"| {r['model']} | {r['paper_model'] or '—'} | {_pct(r['paper_accuracy'])} | "
+                     f"{_pct(r['accuracy'])} | {_pct(r['precision_macro'])} | {_pct(r['recall_macro'])} | "
+                     f"{_pct(r['f1_macro'])} | {_secs(r['paper_train_time_s'])} | {ours} | {n} | {source} |")
+    return lines
+
+
 def to_markdown(result: dict) -> str:
     m = result["machine"]
     s = result["settings"]
@@ -403,22 +423,7 @@ def to_markdown(result: dict) -> str:
         lines += [f"## {dataset}", ""]
         if not info.get("available", True):
             lines += [f"**{dataset}: not available** — {info['error']}", ""]
-        lines += ["| model | paper's model | paper accuracy | our accuracy | precision | recall | F1 | "
-                  "paper training (s) | our training (s) | train / test n | source |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-        for r in (r for r in result["rows"] if r["dataset"] == dataset):
-            # The run folder's name only: its full path is in the command above, and a machine's paths mean
-            # nothing to a reader of the table.
-            run = Path(r["reused_from"]).name if r.get("reused_from") else ""
-            trained_at = f"trained at {r['commit']}" if r.get("commit") else "commit unknown"
-            source = {"trained": f"trained here ({trained_at})", "reused": f"reused run `{run}` ({trained_at})",
-                      "unfinished": f"**unfinished** run `{run}` ({r['note']})"}.get(r["status"], r["status"])
-            n = f"{r['n_train']:,} / {r['n_test']:,}" if r["n_train"] is not None else "—"
-            ours = _secs(r["train_time_s"]) + ("" if r.get("cpu_time_s") is None else f" (CPU {_secs(r['cpu_time_s'])})")
-            lines.append(f"| {r['model']} | {r['paper_model'] or '—'} | {_pct(r['paper_accuracy'])} | "
-                         f"{_pct(r['accuracy'])} | {_pct(r['precision_macro'])} | {_pct(r['recall_macro'])} | "
-                         f"{_pct(r['f1_macro'])} | {_secs(r['paper_train_time_s'])} | {ours} | {n} | {source} |")
-        lines.append("")
+        lines += [*dataset_table(result["rows"], dataset), ""]
         for r in (r for r in result["rows"] if r["dataset"] == dataset and r["description"]):
             lines.append(f"- {r['model']}: {r['description']}")
         lines.append("")
