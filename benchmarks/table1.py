@@ -94,9 +94,14 @@ def run_commit(run_dir: Path) -> tuple[str | None, list[dict]]:
         return "mixed: launched at different code states", launches
     if launches:
         return commit_of(launches[0]), launches
-    from digitrec.runs import read_run
-
-    return commit_of(read_run(run_dir).provenance), []
+    for name in ("history.json", "metrics.json"):  # a run trained elsewhere: the provenance training wrote, if any
+        try:
+            found = json.loads((run_dir / name).read_text()).get("provenance")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(found, dict):
+            return commit_of(found), []
+    return None, []
 
 
 def archive(run_dir: Path, folder: Path) -> None:
