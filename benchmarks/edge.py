@@ -37,7 +37,7 @@ from digitrec.data import load  # noqa: E402
 from digitrec.fileio import atomic_path, write_json, write_text  # noqa: E402
 from digitrec.onnx_predictor import OnnxPredictor  # noqa: E402
 
-# recipes for models trained here (CPU budget: paper-cnn runs at a few hundred images/s on a shared CPU)
+# recipes for models trained here (small budgets: paper-cnn is the slowest of the three to train on a CPU)
 RECIPES = {
     "fast": dict(model="fast", epochs=3, lr=0.01, optimizer="adam", schedule="onecycle", warmup=0.2, batch_size=128),
     "simple-cnn": dict(model="simple-cnn", epochs=2, lr=1e-3, optimizer="adam", batch_size=128),
@@ -264,7 +264,7 @@ def floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v]
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "digitrec-edge"))
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
@@ -285,7 +285,11 @@ def main() -> None:
     ap.add_argument("--curve-structured", type=floats, default=[0.25, 0.5, 0.75])
     ap.add_argument("--note", default="", help="e.g. that the CPU was shared with other work")
     ap.add_argument("--replot", metavar="RESULTS_JSON", help="only redraw the curve PNG from an edge-*.json")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = parser().parse_args()
     if args.replot:
         import json
 

@@ -46,7 +46,7 @@ fi
 [[ $PART == table1 ]] && exit 0
 left=$((BUDGET_S - SECONDS))
 sections=fast,best,baseline,pipeline
-((left < 240)) && sections=fast,pipeline  # the baseline and the 12-epoch preset need about 3 minutes together
+((left < 240)) && sections=fast,pipeline  # too little left for the baseline and the best preset, the longest sections
 stamp "speed benchmark: $sections (${left}s left)"
 mkdir -p "$W/speed"
 timeout $((left > 30 ? left - 15 : 15)) python3 -m benchmarks.run --only "$sections" --baseline-epochs 6 \

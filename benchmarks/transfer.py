@@ -15,8 +15,7 @@ Sections (run in this order; the JSON and Markdown are rewritten after each run,
             before and after fine-tuning on 480 of them, 5-fold cross-validated (vs from scratch on the same 480)
   ablation  paper-cnn vs resnet18 (input 28, 64, 112; 224 with --with-224) vs hybrid@64, from scratch vs
             Fashion-pretrained, frozen vs fine-tuned, 3 epochs on 6,000 MNIST training images; tested on a fixed
-            stratified 2,000-image subset of MNIST's canonical test set (the ResNets cost 4–28× paper-cnn per image
-            on a CPU)
+            stratified 2,000-image subset of MNIST's canonical test set (see Speed for what each costs per image)
 
 Every run is a real `digitrec.train.train` call (1 thread, CPU, canonical split of an IDX folder the script writes:
 its train file split 90/10 into train/validation, its test file the test set). Run folders are kept under --work;
@@ -273,7 +272,7 @@ def ablation(work: Path, res: dict, models: list[str], with_224: bool) -> None:
         res["ablation"] = rows
         write(res, ("ablation",))
     res["ablation_not_run"] = [] if with_224 else [
-        "resnet18@224: ~7× slower to train than @64 (see Speed); run it with --with-224 (about 40 min on one core)"]
+        "resnet18@224: the slowest input size to train (see Speed); run it with --with-224"]
     res["ablation_not_run"].append(
         "resnet18@28 pretrained/frozen and hybrid@28: a pretrained 7×7 conv1 does not fit the 3×3 stem of the 28×28 "
         "input; only resnet18@28 from scratch is run")
@@ -418,10 +417,10 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/digitrec-transfer", help="run folders (kept; finished runs are reused)")
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     ap.add_argument("--fractions", default="0.01,0.1,1",
-                    help="fewlabel: these fractions of MNIST's training labels (1 = all; its 2 epochs take ~20 min)")
+                    help="fewlabel: these fractions of MNIST's training labels (1 = all, the longest)")
     ap.add_argument("--models", default="resnet18,hybrid,paper-cnn",
                     help="pretrain/ablation: only these models' runs (to run parts side by side)")
-    ap.add_argument("--with-224", action="store_true", help="ablation: also resnet18@224 (~40 min on one core)")
+    ap.add_argument("--with-224", action="store_true", help="ablation: also resnet18@224 (the slowest input size)")
     ap.add_argument("--emnist-source", default="few-6000-scratch-s0",
                     help="run folder (under --work) of the MNIST model the emnist section fine-tunes")
     ap.add_argument("--no-emnist-scratch", action="store_true",

@@ -61,3 +61,12 @@ def tiny_run(tmp_path_factory) -> Path:
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Tests marked `browser` skip (or, with DIGITREC_REQUIRE_BROWSER=1, fail) before any fixture trains a model."""
+    if item.get_closest_marker("browser"):
+        from _browser import chromium_or_skip
+
+        chromium_or_skip()

@@ -167,3 +167,33 @@ def test_report_never_writes_over_its_inputs(run_copy, capsys, target):
     assert {f.name: f.read_bytes() for f in run_copy.iterdir()} == before
     # beside the run's records, a report is fine
     assert main(["report", str(run_copy), "--out", str(run_copy / "report.html"), "--examples", "0"]) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_report_renders_in_a_browser_with_no_script_running(run_copy, tmp_path):
+    """The page in headless Chromium: markup injected through a run's files shows as text, and nothing runs."""
+    from _browser import ARGS, chromium_or_skip
+
+    chromium = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    attack = '<script>window.__ran = 1; alert("x")</script><img src=x onerror="window.__ran = 2">'
+    _edit_json(run_copy / "metrics.json", lambda m: m.update(model=attack, description=attack))
+    page_file = tmp_path / "report.html"
+    assert main(["report", str(run_copy), "--out", str(page_file), "--examples", "0"]) == 0
+    dialogs = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS, headless=True)
+        page = browser.new_page()
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(page_file.as_uri())
+        page.wait_for_load_state("load")
+        ran = page.evaluate("window.__ran === undefined ? null : window.__ran")
+        scripts = page.evaluate("document.scripts.length")
+        title = page.locator("section.card h2").first.inner_text()
+        figures = page.evaluate("[...document.images].filter(i => i.complete && i.naturalWidth > 0).length")
+        browser.close()
+    assert ran is None and dialogs == [] and scripts == 0
+    assert title == f"{attack} on mnist"  # the injected markup, shown as text
+    assert figures == 2  # the curves and the confusion matrix render (embedded PNGs)
