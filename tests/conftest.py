@@ -70,3 +70,14 @@ def pytest_runtest_setup(item):
         from _browser import chromium_or_skip
 
         chromium_or_skip()
+
+
+# Fixtures that train a model (tens of seconds on 2 cores): a test that uses one belongs to the full suite, not to
+# the contributors' fast subset (`pytest -m "not slow"`). Tests that train by themselves carry @pytest.mark.slow.
+SLOW_FIXTURES = {"tiny_run", "tiny_compare", "compare_dir", "ddp_run", "swept"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

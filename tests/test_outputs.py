@@ -40,14 +40,14 @@ def _refused(capsys, argv: list[str], fragment: str) -> None:
 @pytest.mark.parametrize("argv, fragment", [
     (["export", "{run}/model.pt", "--out", "{run}/model.pt"], "is this command's input"),
     (["export", "{run}/model.pt", "--format", "torchscript", "--out", "{run}/model.pt"], "is this command's input"),
-    (["export", "{run}/model.pt", "--out", "{run}/metrics.json"], "would replace the metrics.json of a run"),
+    (["export", "{run}/model.pt", "--out", "{run}/metrics.json"], "metrics.json is a run's own record"),
     (["export", "{run}/model.pt", "--out", "{run}"], "is a folder"),
     (["quantize", "{run}/model.pt", "--out", "{run}/model.pt"], "is this command's input"),
-    (["quantize", "{run}/model.pt", "--out", "{run}/history.json"], "would replace the history.json of a run"),
+    (["quantize", "{run}/model.pt", "--out", "{run}/history.json"], "history.json is a run's own record"),
     (["evaluate", "{run}/model.pt", "--out", "{run}"], "holds a training run (model.pt)"),
     (["evaluate", "{run}/model.pt", "--out", "{run}/metrics.json"], "is a file"),
     (["ensemble", "{run}", "{run}/model.pt", "--out", "{run}"], "holds a training run (model.pt)"),
-    (["report", "{run}", "--out", "{run}/model.pt"], "would replace the model.pt of a run"),
+    (["report", "{run}", "--out", "{run}/model.pt"], "model.pt is a run's own record"),
     (["report", "{run}", "--out", "{run}"], "is a folder"),
 ])
 def test_outputs_never_replace_inputs_or_training_records(run_dir, capsys, argv, fragment):
@@ -75,15 +75,13 @@ def test_an_earlier_evaluation_may_be_rewritten(tmp_path):
     assert check_output_folder(folder) == folder  # evaluate's own output: no training record in it
 
 
-def _cli_without(modules: list[str], argv: list[str]) -> subprocess.CompletedProcess:
-    """`digitrec ARGV` in a fresh interpreter in which `modules` cannot be imported (as if not installed)."""
-    code = (f"import sys\nfor m in {modules!r}:\n    sys.modules[m] = None\n"
-            f"from digitrec.cli import main\nsys.exit(main({argv!r}))")
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
-
-
-@pytest.mark.parametrize("missing, argv, extra", [
+# Each case: the modules that are "not installed", the command. Cases run one after another in ONE fresh
+# interpreter (cheaper than one each): before each, digitrec's modules are dropped so that every import is
+# made again, and the missing modules are set to None in sys.modules (import then raises ImportError).
+MISSING_EXTRA_CASES = [
+    (["fastapi"], ["serve", "--port", "0"], "serve"),
+    (["uvicorn"], ["serve", "--port", "0"], "serve"),
+    (["onnxruntime"], ["serve", "--model", "{tmp}/m.onnx", "--port", "0"], "onnx"),
     (["onnx"], ["export", "{run}/model.pt", "--out", "{tmp}/m.onnx"], "onnx"),
     (["onnxscript"], ["export", "{run}/model.pt", "--out", "{tmp}/m.onnx"], "onnx"),
     (["onnxruntime"], ["export", "{run}/model.pt", "--out", "{tmp}/m.onnx"], "onnx"),
@@ -91,19 +89,55 @@ def _cli_without(modules: list[str], argv: list[str]) -> subprocess.CompletedPro
     (["onnx"], ["quantize", "{tmp}/m.onnx", "--out", "{tmp}/q.onnx"], "onnx"),
     (["onnxruntime"], ["predict", "{tmp}/m.onnx", "{tmp}/digit.png"], "onnx"),
     (["onnxruntime"], ["read", "{tmp}/m.onnx", "{tmp}/digit.png"], "onnx"),
-    (["onnxruntime"], ["serve", "--model", "{tmp}/m.onnx", "--port", "0"], "onnx"),
-    (["fastapi"], ["serve", "--port", "0"], "serve"),
-    (["uvicorn"], ["serve", "--port", "0"], "serve"),
     (["optuna"], ["tune", "--out", "{tmp}/t", "--trials", "1"], "tune"),
-])
-def test_a_missing_extra_is_a_one_line_error(run_dir, tmp_path, missing, argv, extra):
+]
+RUNNER = """
+import contextlib, io, json, sys
+results = []
+for missing, argv in json.loads(sys.argv[1]):
+    for name in [m for m in sys.modules if m == "digitrec" or m.startswith("digitrec.")]:
+        del sys.modules[name]
+    saved = {m: sys.modules.get(m) for m in missing}
+    sys.modules.update({m: None for m in missing})
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        from digitrec.cli import main
+        code = main(argv)
+    for m, module in saved.items():
+        if module is None:
+            del sys.modules[m]
+        else:
+            sys.modules[m] = module
+    results.append([code, err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def missing_extra_results(tmp_path_factory):
     from PIL import Image
 
-    Image.new("L", (28, 28), 255).save(tmp_path / "digit.png")
-    (tmp_path / "m.onnx").write_bytes(b"not read: the missing module is found first")
-    argv = [a.replace("{run}", str(run_dir)).replace("{tmp}", str(tmp_path)) for a in argv]
-    result = _cli_without(missing, argv)
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    tmp = tmp_path_factory.mktemp("extras")
+    run = tmp / "run"
+    run.mkdir()
+    checkpoint.save(run / "model.pt", create("fast"), "fast", {}, 10, epoch=1, dataset="mnist", split="canonical")
+    Image.new("L", (28, 28), 255).save(tmp / "digit.png")
+    (tmp / "m.onnx").write_bytes(b"not read: the missing module is found first")
+    cases = [[missing, [a.replace("{run}", str(run)).replace("{tmp}", str(tmp)) for a in argv]]
+             for missing, argv, _ in MISSING_EXTRA_CASES]
+    proc = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(cases)], capture_output=True, text=True,
+                          timeout=600, env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("case", range(len(MISSING_EXTRA_CASES)),
+                         ids=[f"{'+'.join(m)}-{a[0]}" for m, a, _ in MISSING_EXTRA_CASES])
+def test_a_missing_extra_is_a_one_line_error(missing_extra_results, case):
+    tmp, results = missing_extra_results
+    code, err = results[case]
+    extra = MISSING_EXTRA_CASES[case][2]
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err[-2000:]
     assert lines[0].startswith("digitrec: error:") and f"pip install 'digitrec[{extra}]'" in lines[0], lines[0]
-    assert not (tmp_path / "t").exists() and not (tmp_path / "q.onnx").exists()
+    assert not (tmp / "t").exists() and not (tmp / "q.onnx").exists()

@@ -86,10 +86,24 @@ def test_negative_examples_is_refused(compare_dir, tmp_path, capsys):
 
 
 @pytest.fixture
-def run_copy(compare_dir, tmp_path):
-    """A copy of the comparison's `fast` run, free to be damaged."""
+def run_copy(tmp_path):
+    """A training run's records as `digitrec train` writes them (made up here: no training), free to be damaged."""
+    from digitrec.evaluate import compute_metrics
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 500)
+    pred = np.where(rng.random(500) < 0.9, y, rng.integers(0, 10, 500))
+    metrics = {**compute_metrics(y, pred), "dataset": "mnist", "split": "canonical", "model": "fast",
+               "sizes": {"train": 900, "val": 100, "test": 500}, "train_time_s": 3.5, "epochs": 3, "best_epoch": 3,
+               "device": "cpu"}
+    history = {"dataset": "mnist", "split": "canonical", "device": "cpu", "train_time_s": 3.5,
+               "config": {"epochs": 3, "optimizer": "adam", "lr": 0.001, "batch_size": 64, "augment": True},
+               "epochs": [{"epoch": e, "train_loss": 1 / e, "train_acc": 0.8 + e / 50, "val_loss": 1.1 / e,
+                           "val_acc": 0.79 + e / 50, "epoch_time_s": 1.2} for e in (1, 2, 3)]}
     run = tmp_path / "run"
-    shutil.copytree(compare_dir / "runs/mnist-fast", run)
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (run / "history.json").write_text(json.dumps(history))
     return run
 
 
@@ -110,6 +124,7 @@ def test_values_from_run_files_arrive_escaped(run_copy, tmp_path):
     _edit_json(run_copy / "history.json", inject)
     _edit_json(run_copy / "metrics.json", lambda m: m.update(model=attack, description=attack, device=attack))
     page = build_report([run_copy], examples=0, log=lambda s: None)
+    assert 'alt="accuracy and loss vs epochs"' in page and 'alt="confusion matrix"' in page
     assert "<script" not in page and "onerror=" not in page.replace("onerror=alert(1)&gt;", "")
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
     assert page.count("&lt;script&gt;") == 3  # the title, the device, the description
@@ -163,7 +178,7 @@ def test_report_never_writes_over_its_inputs(run_copy, capsys, target):
     before = {f.name: f.read_bytes() for f in run_copy.iterdir()}
     code = main(["report", str(run_copy), "--out", str(run_copy / target), "--examples", "0"])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and ("would replace" in err or "is a folder" in err)
+    assert code == 2 and err.count("\n") == 1 and ("is a run's own record" in err or "is a folder" in err)
     assert {f.name: f.read_bytes() for f in run_copy.iterdir()} == before
     # beside the run's records, a report is fine
     assert main(["report", str(run_copy), "--out", str(run_copy / "report.html"), "--examples", "0"]) == 0

@@ -45,8 +45,8 @@ def check_output_file(out: str | os.PathLike, inputs: Iterable[str | os.PathLike
     for given in map(Path, inputs):
         if _same(out, given):
             raise DigitrecError(f"{flag} {out} is this command's input; write to another file")
-    if out.name in RECORDS and out.exists():
-        raise DigitrecError(f"{flag} {out} would replace the {out.name} of a run; write to another file")
+    if out.name in RECORDS and (out.exists() or holds_training_run(out.parent)):
+        raise DigitrecError(f"{flag} {out}: {out.name} is a run's own record; write to another file")
     return out
 
 
