@@ -142,7 +142,8 @@ def command(prov: dict[str, Any], notes: bool = True) -> str:
 def describe(prov: dict[str, Any], notes: bool = True) -> str:
     """One Markdown line: commit and tree state, date, hardware, command."""
     hw = prov.get("hardware") or {}
-    state = ("clean tree" if prov.get("dirty") is False else
+    state = ("clean tree" + (", named by DIGITREC_GIT_* for a copy without .git" if prov.get("source") == "environment"
+                             else "") if prov.get("dirty") is False else
              f"uncommitted changes, diff sha256 {prov['diff_sha256'][:16]}" if prov.get("diff_sha256") else
              "uncommitted changes" if prov.get("dirty") else "tree state unknown")
     machine = f"{hw.get('cpu')} ({hw.get('cpu_cores')} cores)" + (f", GPU {hw['gpu']}" if hw.get("gpu") else "")
