@@ -6,7 +6,8 @@
         diff's hash), checked again when training ends — a tree changed meanwhile is refused.
     python -m benchmarks.record_run RUN_DIR --name paper-preset-mnist
         records a run trained earlier, with the provenance its training wrote into history.json / metrics.json
-        (argv, commit, dirty, diff_sha256, hardware); a run without one is refused: its code state is unknown.
+        (argv, commit, dirty, diff_sha256, hardware), or the one benchmarks/table1.py kept when it launched it
+        (e.g. runs/table1/paper-cnn-mnist); a run without one is refused: its code state is unknown.
 
 Writes benchmarks/results/<name>-<machine>-<date>/{result.json, README.md, accuracy.png, loss.png, confusion.png}.
 """
@@ -29,11 +30,18 @@ FIGURES = ("accuracy.png", "loss.png", "confusion.png")
 
 
 def run_provenance(run: Path, metrics: dict, history: dict) -> dict[str, Any]:
-    """The provenance training wrote into the run (history.json first, then metrics.json), read defensively."""
+    """The provenance training wrote into the run (history.json first, then metrics.json), read defensively; else
+    the one benchmarks/table1.py kept when it launched the training (RUN.launches.json, every launch alike)."""
     for record in (history, metrics):
         prov = record.get("provenance")
         if isinstance(prov, dict) and isinstance(prov.get("argv"), list) and prov.get("commit"):
             return prov
+    launches_file = run.with_name(run.name + ".launches.json")
+    if launches_file.is_file():
+        launches = json.loads(launches_file.read_text())
+        if launches and len({(p["commit"], p["dirty"], p["diff_sha256"]) for p in launches}) == 1:
+            return {**launches[0], "launches": len(launches)}
+        raise SystemExit(f"{launches_file}: the run was launched at different code states; not recorded")
     raise SystemExit(f"{run}: no provenance (argv, commit) in history.json or metrics.json — trained before "
                      f"digitrec recorded it, so the code it ran is unknown; train it again with "
                      f"`python -m benchmarks.record_run --name NAME --train ARGS`")

@@ -113,6 +113,20 @@ def test_record_run_copies_the_runs_own_argv_and_commit(tmp_path):
     assert "digitrec train --preset fast --out R" in md and "dddddddddddd" in md and "clean tree" in md
 
 
+def test_record_run_takes_the_launch_table1_kept(tmp_path):
+    launch = {"argv": ["python", "-m", "digitrec", "train", "--preset", "paper"], "commit": "7" * 40, "dirty": False,
+              "diff_sha256": None, "date": "d", "hardware": {}}
+    run = _fake_run(tmp_path / "paper-cnn-mnist", None)
+    launches = tmp_path / "paper-cnn-mnist.launches.json"
+    launches.write_text(json.dumps([launch, {**launch, "argv": [*launch["argv"], "--resume"]}]))
+    out = record_run.record(run, "paper-preset-mnist", "", None, results=tmp_path / "results")
+    trained = json.loads((out / "result.json").read_text())["trained"]
+    assert trained["commit"] == "7" * 40 and trained["argv"] == launch["argv"] and trained["launches"] == 2
+    launches.write_text(json.dumps([launch, {**launch, "commit": "8" * 40}]))  # resumed at another commit
+    with pytest.raises(SystemExit, match="different code states"):
+        record_run.record(run, "paper-preset-mnist", "", None, results=tmp_path / "results2")
+
+
 @pytest.mark.parametrize("provenance, message", [
     (None, "no provenance"),
     ({"argv": ["digitrec", "train"], "commit": "e" * 40, "dirty": True}, "code state is unknown"),
