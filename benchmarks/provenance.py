@@ -119,7 +119,9 @@ def of_record(record: dict[str, Any]) -> dict[str, Any] | None:
 
 def problem(prov: dict[str, Any] | None) -> str | None:
     """Why a record cannot back a published number (no provenance, unknown code state), or None when it can."""
-    if prov is None or not prov.get("commit"):
+    if prov is not None and prov.get("mixed"):
+        return "trained in sessions at different code states"
+    if prov is None or not prov.get("commit") or prov["commit"] == "unknown":
         return "no commit recorded"
     if prov.get("dirty") is None:
         return "tree state unknown"

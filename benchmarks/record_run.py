@@ -32,9 +32,11 @@ FIGURES = ("accuracy.png", "loss.png", "confusion.png")
 def run_provenance(run: Path, metrics: dict, history: dict) -> dict[str, Any]:
     """The provenance training wrote into the run (history.json first, then metrics.json), read defensively; else
     the one benchmarks/table1.py kept when it launched the training (RUN.launches.json, every launch alike)."""
+    from digitrec.runs import provenance_of
+
     for record in (history, metrics):
-        prov = record.get("provenance")
-        if isinstance(prov, dict) and isinstance(prov.get("argv"), list) and prov.get("commit"):
+        prov = provenance_of(record)
+        if prov is not None:
             return prov
     launches_file = run.with_name(run.name + ".launches.json")
     if launches_file.is_file():
@@ -42,7 +44,7 @@ def run_provenance(run: Path, metrics: dict, history: dict) -> dict[str, Any]:
         if launches and len({(p["commit"], p["dirty"], p["diff_sha256"]) for p in launches}) == 1:
             return {**launches[0], "launches": len(launches)}
         raise SystemExit(f"{launches_file}: the run was launched at different code states; not recorded")
-    raise SystemExit(f"{run}: no provenance (argv, commit) in history.json or metrics.json — trained before "
+    raise SystemExit(f"{run}: no provenance (sessions or provenance) in history.json or metrics.json — trained before "
                      f"digitrec recorded it, so the code it ran is unknown; train it again with "
                      f"`python -m benchmarks.record_run --name NAME --train ARGS`")
 

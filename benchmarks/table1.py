@@ -94,12 +94,14 @@ def run_commit(run_dir: Path) -> tuple[str | None, list[dict]]:
         return "mixed: launched at different code states", launches
     if launches:
         return commit_of(launches[0]), launches
+    from digitrec.runs import provenance_of
+
     for name in ("history.json", "metrics.json"):  # a run trained elsewhere: the provenance training wrote, if any
         try:
-            found = json.loads((run_dir / name).read_text()).get("provenance")
+            found = provenance_of(json.loads((run_dir / name).read_text()))
         except (OSError, ValueError, AttributeError):
             continue
-        if isinstance(found, dict):
+        if found is not None:
             return commit_of(found), []
     return None, []
 

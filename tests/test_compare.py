@@ -207,17 +207,20 @@ def test_each_row_names_the_commit_its_run_was_trained_at(tiny_compare, tmp_path
 
     out, _ = tiny_compare
     runs = {}
-    for name, provenance in (("clean", {"commit": "a" * 40, "dirty": False}),
-                             ("dirty", {"commit": "b" * 40, "dirty": True, "diff_sha256": "c" * 64}),
-                             ("unknown", None)):
+    session = {"argv": ["digitrec", "train"], "commit": "1" * 40, "dirty": False, "diff_sha256": None}
+    for name, record in (("clean", {"provenance": {"commit": "a" * 40, "dirty": False}}),
+                         ("dirty", {"provenance": {"commit": "b" * 40, "dirty": True, "diff_sha256": "c" * 64}}),
+                         ("sessions", {"sessions": [session, {**session, "argv": ["digitrec", "train", "--resume"]}]}),
+                         ("resumed", {"sessions": [session, {**session, "commit": "2" * 40}]}),
+                         ("unknown", {})):
         runs[name] = tmp_path / name
         shutil.copytree(out / "runs/mnist-fast", runs[name])
         history = json.loads((runs[name] / "history.json").read_text())
         history.pop("provenance", None)
-        if provenance:
-            history["provenance"] = {"argv": ["digitrec", "train"], **provenance}
-        (runs[name] / "history.json").write_text(json.dumps(history))
-    expected = {"clean": "a" * 12, "dirty": "b" * 12 + "-dirty, diff sha256 cccccccccccc", "unknown": None}
+        history.pop("sessions", None)
+        (runs[name] / "history.json").write_text(json.dumps({**history, **record}))
+    expected = {"clean": "a" * 12, "dirty": "b" * 12 + "-dirty, diff sha256 cccccccccccc", "sessions": "1" * 12,
+                "resumed": "mixed: resumed at different code states", "unknown": None}
     for name, commit in expected.items():
         assert main(["compare", "--models", "fast", "--reuse", f"fast={runs[name]}", "--out", str(tmp_path / f"c-{name}"),
                      "--no-progress"]) == 0

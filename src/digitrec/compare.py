@@ -252,6 +252,8 @@ def _own_commit() -> str:
 
 def commit_of(provenance: dict | None) -> str | None:
     """A run's commit as a table shows it: short hash, '-dirty' (+ the diff's hash) for uncommitted changes."""
+    if provenance and provenance.get("mixed"):
+        return "mixed: resumed at different code states"
     if not provenance or not isinstance(provenance.get("commit"), str):
         return None
     commit = provenance["commit"][:12]

@@ -92,9 +92,27 @@ class Run:
     def provenance(self) -> dict[str, Any] | None:
         """How the run was made (argv, commit, dirty flag, diff hash, hardware), where training recorded it."""
         for record in (self.history or {}, self.metrics):
-            if isinstance(record.get("provenance"), dict):
-                return record["provenance"]
+            found = provenance_of(record)
+            if found is not None:
+                return found
         return None
+
+
+def provenance_of(record: dict[str, Any]) -> dict[str, Any] | None:
+    """How a run was made, from its history.json or metrics.json: a "provenance" block, or the "sessions" training
+    writes (one per start or resume, each with argv, commit, dirty, diff_sha256, hardware). Sessions that ran
+    different code give {"mixed": True}: the run as a whole has no one code state."""
+    if isinstance(record.get("provenance"), dict):
+        return record["provenance"]
+    sessions = [s for s in record.get("sessions") or [] if isinstance(s, dict)]
+    if not sessions:
+        return None
+    states = {(s.get("commit"), s.get("dirty"), s.get("diff_sha256")) for s in sessions}
+    if len(states) > 1:
+        return {"mixed": True, "commit": None, "dirty": None, "diff_sha256": None, "sessions": len(sessions)}
+    first = sessions[0]
+    commit = first.get("commit") if first.get("commit") not in (None, "unknown") else None
+    return {**first, "commit": commit, "date": first.get("date", first.get("started")), "sessions": len(sessions)}
 
 
 def read_run(path: str | Path, need_history: bool = False) -> Run:
