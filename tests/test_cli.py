@@ -56,6 +56,7 @@ def test_bad_preset_file(tmp_path, capsys):
     assert "not valid TOML" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two fresh interpreters
 def test_corrupt_checkpoint(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint at all")
     _one_line_error(run_cli("evaluate", tmp_path / "bad.pt"), "not a readable digitrec checkpoint")
@@ -93,6 +94,7 @@ def test_predict_bad_image(tiny_run, tmp_path):
     _one_line_error(run_cli("predict", tiny_run / "model.pt", tmp_path / "none.png"), "file not found")
 
 
+@pytest.mark.slow  # fresh interpreters, and the sha256 of every MNIST file
 def test_data_info_and_verify(data_root):
     env = None
     r = run_cli("data", "verify", "--dataset", "mnist", *(["--data-dir", data_root] if data_root else []))
