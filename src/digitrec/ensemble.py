@@ -14,8 +14,7 @@ import torch
 from . import checkpoint
 from .data import load, make_split
 from .errors import DigitrecError
-from .evaluate import compute_metrics
-from .predict import forward_in_batches
+from .evaluate import compute_metrics, probabilities
 
 
 def resolve(path: str | os.PathLike) -> Path:
@@ -59,7 +58,7 @@ def ensemble(paths: Sequence[str | os.PathLike], dataset: str | None = None, spl
     device = torch.device(device)
     probs, rows = [], []
     for f, (model, ckpt) in zip(files, members):
-        p = torch.softmax(forward_in_batches(model.to(device), x, 1024, device), dim=1)
+        p = probabilities(model.to(device), x, device)
         probs.append(p)
         rows.append({"checkpoint": str(f), "model": ckpt["model_name"],
                      "accuracy": float((p.argmax(1).numpy() == y).mean())})
