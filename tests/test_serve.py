@@ -81,6 +81,16 @@ def live(model, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def tight(model, tmp_path_factory):
+    """`digitrec serve` with small limits: 10,000 pixels, 2 requests in progress, 1 MB of bodies, headers in 0.5 s."""
+    log = tmp_path_factory.mktemp("tight") / "server.log"
+    flags = ["--max-pixels", "10000", "--max-queue", "2", "--max-buffered-mb", "1", "--header-timeout", "0.5",
+             "--keep-alive", "3"]
+    with ServerProcess(["--model", str(model), *flags], log) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def http(live):
     with httpx.Client(base_url=live.url, timeout=30) as client:
         yield client
@@ -243,11 +253,10 @@ def test_huge_upload_paths_and_query_are_4xx(http):
     assert "POST" in error_of(http.get("/v1/predict"), 405)
 
 
-def test_pixel_limit_is_the_flag_value(model, tmp_path):
-    with ServerProcess(["--model", str(model), "--max-pixels", "10000"], tmp_path / "log") as server:
-        r = httpx.post(server.url + "/v1/read", **upload(png(np.full((101, 100), 255))))
-        assert "100x101" in error_of(r, 413) and "10,000" in r.json()["error"]
-        assert httpx.post(server.url + "/v1/read", **upload(png(np.full((100, 100), 255)))).status_code == 200
+def test_pixel_limit_is_the_flag_value(tight):
+    r = httpx.post(tight.url + "/v1/read", **upload(png(np.full((101, 100), 255))))
+    assert "100x101" in error_of(r, 413) and "10,000" in r.json()["error"]
+    assert httpx.post(tight.url + "/v1/read", **upload(png(np.full((100, 100), 255)))).status_code == 200
 
 
 def read_reply(s: socket.socket) -> bytes:
@@ -316,7 +325,8 @@ def test_slow_processing_is_503_and_a_failing_model_is_a_json_500(model, monkeyp
         batcher = app.service.batcher
         good = batcher.predict_proba
         batcher.predict_proba = lambda x: 1 / 0
-        assert "ZeroDivisionError" in error_of(httpx.post(server.url + "/v1/predict", json={"image": np.eye(28).tolist()}), 500)
+        r = httpx.post(server.url + "/v1/predict", json={"image": np.eye(28).tolist()})
+        assert "ZeroDivisionError" in error_of(r, 500)
         batcher.predict_proba = good  # the batching worker survived the failure
         assert httpx.post(server.url + "/v1/predict", json={"image": np.eye(28).tolist()}).status_code == 200
 
@@ -378,31 +388,30 @@ def _wait_for(url: str, key: str, value: int) -> None:
         time.sleep(0.02)
 
 
-def test_beyond_the_queue_limit_503_with_retry_after_at_once(model, mnist, tmp_path):
-    with ServerProcess(["--model", str(model), "--max-queue", "2", "--max-buffered-mb", "1"], tmp_path / "log") as server:
-        held = [_stalled_upload(server.port, 1000) for _ in range(2)]
-        _wait_for(server.url, "in_progress", 2)
-        t0 = time.monotonic()
-        r = httpx.post(server.url + "/v1/predict", json={"image": np.eye(28).tolist()})
-        assert "limit of 2 requests" in error_of(r, 503) and r.headers["retry-after"] == "1"
-        assert time.monotonic() - t0 < 1.0  # at once, not after the 30 s timeout
-        for s in held:
-            s.close()
-        _wait_for(server.url, "in_progress", 0)
-        assert httpx.post(server.url + "/v1/predict", json={"image": np.eye(28).tolist()}).status_code == 200
-        # memory: bodies held at once are capped (1 MB here); a request that would pass it is refused up front
-        held = _stalled_upload(server.port, 800_000)
-        _wait_for(server.url, "in_progress", 1)
-        r = httpx.post(server.url + "/v1/predict", **upload(b"\x89PNG" + b"\0" * 600_000))
-        assert "too many uploads" in error_of(r, 503) and r.headers["retry-after"] == "1"
-        held.close()
-        # a burst far beyond the queue: every answer is a digit or an immediate 503, never a hang
-        burst = [("/v1/predict", upload(paper_png(x))) for x in np.asarray(mnist.test_images[:40])]
-        answers = asyncio.run(_fire(server.url, burst))
-        codes = [r.status_code for r in answers]
-        assert set(codes) <= {200, 503} and codes.count(200) >= 2 and codes.count(503) >= 1, codes
-        assert all(r.headers["retry-after"] == "1" for r in answers if r.status_code == 503)
-        _wait_for(server.url, "in_progress", 0)
+def test_beyond_the_queue_limit_503_with_retry_after_at_once(tight, mnist):
+    held = [_stalled_upload(tight.port, 1000) for _ in range(2)]
+    _wait_for(tight.url, "in_progress", 2)
+    t0 = time.monotonic()
+    r = httpx.post(tight.url + "/v1/predict", json={"image": np.eye(28).tolist()})
+    assert "limit of 2 requests" in error_of(r, 503) and r.headers["retry-after"] == "1"
+    assert time.monotonic() - t0 < 1.0  # at once, not after the 30 s timeout
+    for s in held:
+        s.close()
+    _wait_for(tight.url, "in_progress", 0)
+    assert httpx.post(tight.url + "/v1/predict", json={"image": np.eye(28).tolist()}).status_code == 200
+    # memory: bodies held at once are capped (1 MB here); a request that would pass it is refused up front
+    held = _stalled_upload(tight.port, 800_000)
+    _wait_for(tight.url, "in_progress", 1)
+    r = httpx.post(tight.url + "/v1/predict", **upload(b"\x89PNG" + b"\0" * 600_000))
+    assert "too many uploads" in error_of(r, 503) and r.headers["retry-after"] == "1"
+    held.close()
+    # a burst far beyond the queue: every answer is a digit or an immediate 503, never a hang
+    burst = [("/v1/predict", upload(png(x))) for x in np.asarray(mnist.test_images[:40])]
+    answers = asyncio.run(_fire(tight.url, burst))
+    codes = [r.status_code for r in answers]
+    assert set(codes) <= {200, 503} and codes.count(200) >= 2 and codes.count(503) >= 1, codes
+    assert all(r.headers["retry-after"] == "1" for r in answers if r.status_code == 503)
+    _wait_for(tight.url, "in_progress", 0)
 
 
 def test_decoding_is_capped_at_max_decodes(model, monkeypatch, mnist):
@@ -428,6 +437,37 @@ def test_decoding_is_capped_at_max_decodes(model, monkeypatch, mnist):
                                                  for x in np.asarray(mnist.test_images[:16])]))
     assert [r.status_code for r in answers] == [200] * 16
     assert peak[0] == 2  # images in memory at once: at most max_decodes, and the pool is used
+
+
+def test_work_for_clients_that_left_is_dropped(model, monkeypatch, mnist):
+    """Clients that give up (a load tool stopping, a browser tab closed) must not leave their decodes queued:
+    under overload that work would delay everyone after them."""
+    import digitrec.serve.service as service
+
+    started = []
+    real = service.one_digit
+
+    def slow(data, max_pixels):
+        started.append(1)
+        time.sleep(0.5)
+        return real(data, max_pixels)
+
+    monkeypatch.setattr(service, "one_digit", slow)
+    body = paper_png(np.asarray(mnist.test_images[0]))
+    with LiveServer(create_app(model, max_decodes=1)) as server:
+        request = httpx.Request("POST", server.url + "/v1/predict", files={"file": ("d.png", body, "image/png")})
+        head = "".join(f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() != "host")
+        raw = f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n{head}\r\n".encode() + request.read()
+        for _ in range(6):
+            with socket.create_connection(("127.0.0.1", server.port)) as s:
+                s.sendall(raw)
+                time.sleep(0.02)  # the server has read the request; then the client leaves
+        _wait_for(server.url, "in_progress", 0)
+        health = httpx.get(server.url + "/healthz").json()
+        assert health["abandoned_by_client"] >= 5, health
+        time.sleep(0.6)
+        assert len(started) <= 2, len(started)  # the queued decodes never ran
+        assert httpx.post(server.url + "/v1/predict", files={"file": ("d.png", body, "image/png")}).status_code == 200
 
 
 # --- connections: half-open clients, header deadline, log flood ---------------------------------------------
@@ -493,19 +533,18 @@ def test_1000_half_open_connections_do_not_stop_healthz(model, tmp_path):
     assert text.count("Too many open files") <= 10, text[-3000:]
 
 
-def test_header_deadline_and_idle_keep_alive(model, tmp_path):
-    with ServerProcess(["--model", str(model), "--header-timeout", "0.5", "--keep-alive", "3"], tmp_path / "log") as server:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-            t0 = time.monotonic()
-            assert s.recv(100).startswith(b"HTTP/1.1 408") and time.monotonic() - t0 < 3
-        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:  # a normal keep-alive client
-            request = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode()
-            s.sendall(request)
-            assert read_reply(s).startswith(b"HTTP/1.1 200")
-            time.sleep(1.0)  # idle longer than the header deadline, within keep-alive: still open
-            s.sendall(request)
-            assert read_reply(s).startswith(b"HTTP/1.1 200")
+def test_header_deadline_and_idle_keep_alive(tight):
+    with socket.create_connection(("127.0.0.1", tight.port), timeout=5) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        t0 = time.monotonic()
+        assert s.recv(100).startswith(b"HTTP/1.1 408") and time.monotonic() - t0 < 3
+    with socket.create_connection(("127.0.0.1", tight.port), timeout=5) as s:  # a normal keep-alive client
+        request = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{tight.port}\r\n\r\n".encode()
+        s.sendall(request)
+        assert read_reply(s).startswith(b"HTTP/1.1 200")
+        time.sleep(1.0)  # idle longer than the header deadline, within keep-alive: still open
+        s.sendall(request)
+        assert read_reply(s).startswith(b"HTTP/1.1 200")
 
 
 # --- cross-origin requests --------------------------------------------------------------------------------
@@ -523,7 +562,8 @@ def test_cross_origin_requests_are_refused_unless_allowed(http, live):
     preflight = http.options("/v1/predict", headers={"Origin": "https://allowed.example",
                                                      "Access-Control-Request-Method": "POST"})
     assert preflight.status_code == 204 and "POST" in preflight.headers["access-control-allow-methods"]
-    evil = http.options("/v1/predict", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+    evil = http.options("/v1/predict", headers={"Origin": "http://evil.example",
+                                                "Access-Control-Request-Method": "POST"})
     assert evil.status_code == 403
 
 

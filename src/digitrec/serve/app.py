@@ -14,7 +14,7 @@ from .asgi import ApiError, send_empty, send_error, send_json
 from .limits import ServeLimits
 from .origins import PREFLIGHT_HEADERS, OriginPolicy
 from .pages import pages_app
-from .service import Service
+from .service import ClientGone, Service
 
 log = logging.getLogger("digitrec.serve")
 
@@ -57,6 +57,8 @@ class DigitrecApp:
         except ApiError as e:
             e.headers = e.headers + cors
             return await send_error(send, e)
+        except ClientGone:  # nobody left to answer
+            return
         except Exception as e:  # a bug, not the user's fault: still JSON, and the server lives on
             log.exception("error while answering %s", scope["path"])
             return await send_error(send, ApiError(500, f"internal server error ({type(e).__name__})", cors))

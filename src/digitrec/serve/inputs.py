@@ -76,8 +76,10 @@ def json_body(raw: bytes):
         return json.loads(raw)
     except RecursionError:
         raise ApiError(400, "invalid JSON (nested too deeply)") from None
-    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, int digit limit
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ApiError(400, f"invalid JSON ({str(e).splitlines()[0][:100]})") from None
+    except ValueError:  # Python's limit on integer digits (4300)
+        raise ApiError(400, "invalid JSON (a number with thousands of digits)") from None
 
 
 def _shape(x) -> str:

@@ -6,6 +6,7 @@ port it got. Each worker process builds its own app (model, pools, batcher) from
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import socket
 
@@ -65,7 +66,10 @@ def serve(model: str | os.PathLike, limits: ServeLimits, host: str = "127.0.0.1"
             uvicorn.Server(ServerConfig(app, limits, **common)).run(sockets=[sock])
         else:
             del app
-            factory = functools.partial(create_app, str(model), limits)
-            Multiprocess(ServerConfig(factory, limits, factory=True, **common), sockets=[sock]).run()
+            config = ServerConfig(functools.partial(create_app, str(model), limits), limits, factory=True, **common)
+            # older uvicorn's supervisor takes the worker's target explicitly
+            takes_target = "target" in inspect.signature(Multiprocess).parameters
+            target = {"target": uvicorn.Server(config).run} if takes_target else {}
+            Multiprocess(config, sockets=[sock], **target).run()
     finally:
         sock.close()

@@ -42,12 +42,19 @@ def open_predictor(model_path: str | os.PathLike, threads: int):
     return load_predictor(model_path)
 
 
+class ClientGone(Exception):
+    """The client closed the connection while its request was being processed: nobody to answer."""
+
+
 class Request:
-    """One admitted request: its phase for the timeout's answer, and the body bytes it holds in the budget."""
+    """One admitted request: its phase (for the timeout's answer), the body bytes it holds in the memory budget,
+    and a watch on the connection, so that work for a client that left is dropped, not done."""
 
     def __init__(self, service: "Service", scope, receive) -> None:
         self.service, self.scope, self.receive = service, scope, receive
-        self.phase, self.held = "reading", 0
+        self.phase, self.held, self.gone = "reading", 0, False
+        self.task: asyncio.Task | None = None
+        self.watch: asyncio.Task | None = None
 
     def reserve(self, n: int) -> None:
         service = self.service
@@ -62,11 +69,21 @@ class Request:
             self.reserve(length)
         data = await read_body(self.receive, limit, self.reserve if length is None else lambda n: None)
         self.phase = "processing"
+        self.watch = asyncio.ensure_future(self._watch())
         return data
+
+    async def _watch(self) -> None:
+        """After the body, the next ASGI message can only be a disconnect: then stop the work (a queued decode is
+        cancelled before it starts)."""
+        if (await self.receive())["type"] == "http.disconnect" and self.task is not None:
+            self.gone = True
+            self.task.cancel()
 
     def release(self) -> None:
         self.service.buffered -= self.held
         self.held = 0
+        if self.watch is not None:
+            self.watch.cancel()
 
 
 class Service:
@@ -75,7 +92,7 @@ class Service:
         self.predictor = open_predictor(model_path, limits.threads)  # a bad model file fails here, before listening
         self.batcher = MicroBatcher(self.predictor.predict_proba, limits.max_batch, limits.batch_wait_ms)
         self.decoder: ThreadPoolExecutor | None = None
-        self.in_progress = self.buffered = self.refused = 0
+        self.in_progress = self.buffered = self.refused = self.abandoned = 0
 
     async def start(self) -> None:
         self.decoder = ThreadPoolExecutor(self.limits.max_decodes, thread_name_prefix="digitrec-decode")
@@ -93,14 +110,20 @@ class Service:
             raise ApiError(503, f"the server is at its limit of {self.limits.max_queue} requests in progress; "
                                 "retry shortly", BUSY)
         request = Request(self, scope, receive)
+        request.task = asyncio.ensure_future(handler(request))
         self.in_progress += 1
         try:
-            return await asyncio.wait_for(handler(request), self.limits.timeout_s)
+            return await asyncio.wait_for(request.task, self.limits.timeout_s)
         except asyncio.TimeoutError:
             t = self.limits.timeout_s
             if request.phase == "reading":
                 raise ApiError(408, f"the request body did not arrive within {t:g} s") from None
             raise ApiError(503, f"the request was not processed within {t:g} s (server busy)", BUSY) from None
+        except asyncio.CancelledError:
+            if request.gone:
+                self.abandoned += 1
+                raise ClientGone() from None
+            raise
         finally:
             self.in_progress -= 1
             request.release()
@@ -139,7 +162,7 @@ class Service:
     def health(self) -> dict:
         return {"status": "ok", "version": __version__, "model": self.model_name, "pid": os.getpid(),
                 "batches": self.batcher.batches, "images": self.batcher.images, "in_progress": self.in_progress,
-                "refused_busy": self.refused, "limits": asdict(self.limits)}
+                "refused_busy": self.refused, "abandoned_by_client": self.abandoned, "limits": asdict(self.limits)}
 
 
 def content_type(scope) -> bytes:
