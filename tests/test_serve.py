@@ -603,10 +603,14 @@ def test_every_numeric_flag_must_be_finite_and_in_range(flag, value, model, caps
     assert err.startswith("digitrec: error:") and flag in err and err.count("\n") == 1, err
 
 
-def test_every_numeric_flag_is_covered():
+def test_every_numeric_flag_is_covered_and_documented():
+    from pathlib import Path
+
     from digitrec.serve.limits import numeric_fields
 
     assert {f"--{f.metadata['flag']}" for f in numeric_fields()} | {"--port", "--workers"} == set(NUMERIC_FLAGS)
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "serving.md").read_text()
+    assert all(f"| `{flag}` |" in docs for flag in NUMERIC_FLAGS)
 
 
 @pytest.mark.parametrize("argv, message", [
