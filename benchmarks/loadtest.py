@@ -234,8 +234,9 @@ def measure(args, payloads: dict, model: str, tmp: Path, lua: Path) -> dict:
                           f"p99 {result['latency_ms']['p99']} ms, errors {result['errors'] or 0}, "
                           f"cpu {result['server_cpu_ms_per_request']} ms/req", flush=True)
             if workers == 1:
-                runs["profile"] = profile_buckets(servers[0].proc.pid, servers[0].url, payloads["28x28"], lua,
-                                                  args.profile_seconds) if args.profile else None
+                if args.profile:  # digitrec as shipped, and its server code with the plain preprocessing
+                    runs["profile"] = {s.name: profile_buckets(s.proc.pid, s.url, payloads["28x28"], lua,
+                                                               args.profile_seconds) for s in (servers[0], servers[2])}
                 settle(servers[0])
                 runs["zero_error_run"] = asyncio.run(exact_count(servers[0].url, payloads["28x28"],
                                                                  args.exact_requests, args.connections))

@@ -85,9 +85,12 @@ def breakdown(record: dict) -> list[str]:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     prof = record["runs"].get("profile")
     if prof:
-        lines += ["", f"digitrec (1 worker) under the 28×28 load, py-spy, {prof['samples']:,} busy samples over "
-                      "all threads:", "", "| where | share of busy samples |", "| --- | ---: |"]
-        lines += [f"| {k} | {100 * v:.1f} % |" for k, v in prof["share"].items()]
+        names = list(prof)
+        lines += ["", "Under the 28×28 load, 1 worker, py-spy (200 Hz, all threads, idle excluded): share of busy samples",
+                  "", "| where | " + " | ".join(names) + " |", "| --- | " + " | ".join("---:" for _ in names) + " |"]
+        for bucket in prof[names[0]]["share"]:
+            lines.append(f"| {bucket} | " + " | ".join(f"{100 * prof[n]['share'][bucket]:.1f} %" for n in names) + " |")
+        lines.append("| busy samples | " + " | ".join(f"{prof[n]['samples']:,}" for n in names) + " |")
     return lines + [""]
 
 

@@ -93,7 +93,7 @@ def stage_costs(model: str, payloads: dict) -> dict:
 # py-spy buckets, most specific first: a sample goes to the first bucket any of its frames matches
 # (a frame is "Class.function (path/file.py:line)"; keys are function names or file paths)
 BUCKETS = [
-    ("preprocessing", ("load_digit", "segment")),
+    ("preprocessing", ("load_digit", "segment", "plain_digit", "plain_segment")),
     ("image header check", ("check_pixels",)),
     ("model forward", ("predict_proba",)),
     ("multipart parsing", ("upload_image",)),

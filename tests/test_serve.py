@@ -137,9 +137,10 @@ def test_predict_multipart_matches_the_model(http, model, mnist):
         assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-4
         assert body["confidence"] == max(body["probabilities"]) and body["digit"] == int(np.argmax(body["probabilities"]))
         seen = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["crop"]))))
-        assert seen.shape == (28, 28)
+        image = load_digit(data)
+        assert np.array_equal(seen, np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8))  # the crop is what it saw
         got.append(body["digit"])
-        expected.append(int(predictor.predict_proba(load_digit(data)[None, None]).argmax()))
+        expected.append(int(predictor.predict_proba(image[None, None]).argmax()))
     assert got == expected  # the server answers what the model says for the same preprocessing
     assert np.mean(np.array(got) == labels) >= 0.85, (got, labels.tolist())  # and the answers are real digits
 

@@ -8,7 +8,9 @@ import base64
 import functools
 import inspect
 import io
+import struct
 import warnings
+import zlib
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -50,12 +52,19 @@ def check_pixels(data: bytes, max_pixels: int) -> None:
         raise ApiError(413, f"image is {width}x{height} pixels, more than the {max_pixels:,} allowed")
 
 
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def png_base64(image: np.ndarray) -> str:
-    """A 28×28 float 0–1 image as a base64 PNG (what the model saw)."""
-    buf = io.BytesIO()
-    Image.fromarray(np.clip(np.asarray(image) * 255 + 0.5, 0, 255).astype(np.uint8), "L").save(buf, "PNG",
-                                                                                              compress_level=1)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    """A float 0–1 grey image (28×28: what the model saw) as a base64 PNG. Written directly (8-bit grey, no
+    filter, zlib level 1): three times faster than Pillow's encoder for an image this small."""
+    pixels = np.clip(np.asarray(image) * 255 + 0.5, 0, 255).astype(np.uint8)
+    h, w = pixels.shape
+    rows = np.hstack([np.zeros((h, 1), np.uint8), pixels]).tobytes()  # each row: filter type 0, then its pixels
+    png = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+           + _chunk(b"IDAT", zlib.compress(rows, 1)) + _chunk(b"IEND", b""))
+    return base64.b64encode(png).decode("ascii")
 
 
 def one_digit(data: bytes, max_pixels: int) -> tuple[np.ndarray, str]:
