@@ -9,8 +9,8 @@ Servers (each a subprocess on 127.0.0.1, the same ONNX model, onnxruntime on one
                not a product configuration; it splits the gap into "server" and "preprocessing"
 Payloads (multipart uploads): a 28×28 PNG and a 280×280 canvas PNG to /v1/predict, a 640×480 JPEG photo of a
 4-digit number to /v1/read. Load: `wrk -t1 -c50 -dD` per payload, servers interleaved, after a warm-up;
-workers 1 and 2 for digitrec and baseline. Then 50 clients send 5,000 requests (28×28) to digitrec and every
-answer is checked (status and digit). Per stage, single-thread costs of the same work, measured in this process,
+workers 1 and 2 for digitrec and baseline. Then wrk's 50 clients send digitrec 28×28 uploads until it has
+answered 5,000 more, and the first 5,000 answers are checked (status and digit). Per stage, single-thread costs of the same work, measured in this process,
 and (with --profile, needs py-spy) where digitrec's CPU goes under load. Writes
 benchmarks/results/loadtest-<machine>-<date>.{json,md} (--quick: benchmarks/results/quick/).
 The load generator shares the machine's cores with the servers; a machine shared with other work makes the
@@ -19,12 +19,12 @@ numbers indicative only: compare the ratios of the same run.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +32,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -52,6 +51,30 @@ done = function(s, latency, requests)
     '"status": %d, "timeout": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d}\\n',
     s.requests, s.duration, e.connect, e.read, e.write, e.status, e.timeout, latency:percentile(50),
     latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+EXACT_LUA = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "multipart/form-data; boundary=XLOADTESTX"
+local f = io.open(os.getenv("LOADTEST_BODY"), "rb"); wrk.body = f:read("*a"); f:close()
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args)
+  seen, failed, wrong = 0, 0, 0
+  limit, expect = tonumber(os.getenv("LOADTEST_COUNT")), os.getenv("LOADTEST_EXPECT")
+end
+function response(status, headers, body)
+  if seen >= limit then return end
+  seen = seen + 1
+  if status ~= 200 then failed = failed + 1
+  elseif not string.find(body, expect, 1, true) then wrong = wrong + 1 end
+end
+function done(s, latency, requests)
+  local t = threads[1]
+  io.write(string.format('JSON {"checked": %d, "failed": %d, "wrong": %d, "p50_us": %d, "p99_us": %d, ' ..
+    '"connect": %d, "read": %d, "write": %d, "timeout": %d}\\n', t:get("seen"), t:get("failed"), t:get("wrong"),
+    latency:percentile(50), latency:percentile(99), s.errors.connect, s.errors.read, s.errors.write, s.errors.timeout))
 end
 """
 
@@ -145,7 +168,7 @@ def start(kind: str, model: str, workers: int, tmp: Path) -> Server:
 
 
 def wrk(server: Server, payload: dict, seconds: float, connections: int, lua: Path) -> dict:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(lua),
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "30s", "-s", str(lua),
            server.url + payload["path"]]
     cpu0 = server.cpu_seconds()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
@@ -182,45 +205,39 @@ def answer_of(server: Server, payload: dict):
     return body.get("text", body.get("digit"))
 
 
-async def exact_count(url: str, payload: dict, total: int, clients: int) -> dict:
-    """`clients` keep-alive clients share `total` requests; every answer must be 200 with the expected digit."""
+def exact_count(server: Server, payload: dict, total: int, connections: int, lua: Path) -> dict:
+    """wrk with `connections` clients until the server has answered `total` requests; every one of the first
+    `total` answers must be 200 with the expected digit (checked in wrk's Lua)."""
     import httpx
 
-    files = {"file": (payload["filename"], payload["data"], payload["content_type"])}
-    todo, wrong, failures, latencies = list(range(total)), 0, [], []
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=clients)) as c:
-        async def client() -> None:
-            nonlocal wrong
-            while todo:
-                todo.pop()
-                t0 = time.perf_counter()
-                try:
-                    r = await c.post(payload["path"], files=files)
-                except httpx.HTTPError as e:
-                    failures.append(f"{type(e).__name__}: {e}"[:200])
-                    continue
-                latencies.append(time.perf_counter() - t0)
-                if r.status_code != 200:
-                    failures.append(f"{r.status_code} {r.text[:120]}")
-                elif r.json()["digit"] != payload["expected"]:
-                    wrong += 1
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        wall = time.perf_counter() - t0
-    lat = np.array(latencies) * 1000
-    return {"requests": total, "clients": clients, "errors": len(failures), "wrong_answers": wrong,
-            "error_examples": failures[:5], "requests_per_s": round(total / wall, 1),
-            "latency_ms": {k: round(float(np.percentile(lat, q)), 1) for k, q in (("p50", 50), ("p99", 99))}}
+    env = {**os.environ, "LOADTEST_BODY": str(payload["body_file"]), "LOADTEST_COUNT": str(total),
+           "LOADTEST_EXPECT": f'"digit":{payload["expected"]}'}
+    before = httpx.get(server.url + "/healthz", timeout=10).json()["images"]
+    t0 = time.monotonic()
+    load = subprocess.Popen(["wrk", "-t1", f"-c{connections}", "-d3600s", "--timeout", "30s", "-s", str(lua),
+                             server.url + payload["path"]], stdout=subprocess.PIPE, text=True, env=env)
+    while time.monotonic() - t0 < 1800 and load.poll() is None:
+        time.sleep(0.2)
+        if httpx.get(server.url + "/healthz", timeout=30).json()["images"] - before >= total + connections:
+            break
+    wall = time.monotonic() - t0
+    load.send_signal(signal.SIGINT)  # wrk stops and reports
+    out = load.communicate(timeout=60)[0]
+    r = json.loads(next(x for x in out.splitlines() if x.startswith("JSON "))[5:])
+    errors = r["failed"] + sum(r[k] for k in ("connect", "read", "write", "timeout"))
+    return {"requests_checked": r["checked"], "connections": connections, "errors": errors, "wrong_answers": r["wrong"],
+            "requests_per_s": round(r["checked"] / wall, 1), "latency_ms": {"p50": r["p50_us"] / 1000,
+                                                                            "p99": r["p99_us"] / 1000}}
 
 
 def measure(args, payloads: dict, model: str, tmp: Path, lua: Path) -> dict:
     """wrk on every payload, servers interleaved per payload, per worker count."""
     runs = {}
     for workers in args.workers:
-        kinds = ["digitrec", "baseline"] + (["swapped"] if workers == 1 else [])
-        servers = [start(kind, model, workers, tmp) for kind in kinds]
+        servers = []
         try:
+            for kind in ["digitrec", "baseline"] + (["swapped"] if workers == 1 else []):
+                servers.append(start(kind, model, workers, tmp))
             for server in servers:
                 runs.setdefault("answers", {})[server.name] = {p: answer_of(server, payloads[p]) for p in payloads}
             for name, payload in payloads.items():
@@ -238,8 +255,8 @@ def measure(args, payloads: dict, model: str, tmp: Path, lua: Path) -> dict:
                     runs["profile"] = {s.name: profile_buckets(s.proc.pid, s.url, payloads["28x28"], lua,
                                                                args.profile_seconds) for s in (servers[0], servers[2])}
                 settle(servers[0])
-                runs["zero_error_run"] = asyncio.run(exact_count(servers[0].url, payloads["28x28"],
-                                                                 args.exact_requests, args.connections))
+                runs["zero_error_run"] = exact_count(servers[0], payloads["28x28"], args.exact_requests,
+                                                     args.connections, tmp / "exact.lua")
                 print("zero-error run:", runs["zero_error_run"], flush=True)
         finally:
             for server in servers:
@@ -286,6 +303,7 @@ def main() -> None:
         payloads = make_payloads(os.environ.get("DIGITREC_DATA"))
         lua = tmp / "post.lua"
         write_text(lua, LUA)
+        write_text(tmp / "exact.lua", EXACT_LUA)
         for name, p in payloads.items():
             p["body_file"] = tmp / f"{name}.body"
             write_bytes(p["body_file"], multipart(p["filename"], p["content_type"], p["data"]))
