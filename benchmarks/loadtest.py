@@ -1,6 +1,6 @@
 """Load test: `digitrec serve` beside a minimal baseline server, in one run, with wrk.
 
-    DIGITREC_DATA=/work/shared/data python benchmarks/loadtest.py [--model M.onnx] [--duration 12] [--quick]
+    DIGITREC_DATA=/work/shared/data python benchmarks/loadtest.py [--model M.onnx] [--profile] [--quick]
 
 Servers (each a subprocess on 127.0.0.1, the same ONNX model, onnxruntime on one thread):
   digitrec     `digitrec serve --workers W` as shipped (its own preprocessing)
@@ -8,10 +8,11 @@ Servers (each a subprocess on 127.0.0.1, the same ONNX model, onnxruntime on one
   swapped      benchmarks/loadtest_swapped.py: digitrec's server with the baseline's preprocessing swapped in —
                not a product configuration; it splits the gap into "server" and "preprocessing"
 Payloads (multipart uploads): a 28×28 PNG and a 280×280 canvas PNG to /v1/predict, a 640×480 JPEG photo of a
-4-digit number to /v1/read. Load: `wrk -t1 -c50 -dD` per payload, servers interleaved, after a warm-up;
-workers 1 and 2 for digitrec and baseline. Then wrk's 50 clients send digitrec 28×28 uploads until it has
-answered 5,000 more, and the first 5,000 answers are checked (status and digit). Per stage, single-thread costs of the same work, measured in this process,
-and (with --profile, needs py-spy) where digitrec's CPU goes under load. Writes
+4-digit number to /v1/read. Load: `wrk -t1 -c50 -dD` per payload after a warm-up, --rounds rounds with the
+servers interleaved, the median round reported; workers 1 and 2 for digitrec and baseline. Then wrk's 50
+clients send digitrec 28×28 uploads until it has answered 5,000 more, and the first 5,000 answers are checked
+(status and digit). Also each stage's single-thread cost on the same payloads, measured in this process, and
+(--profile, needs py-spy) where the servers' CPU goes under load. Writes
 benchmarks/results/loadtest-<machine>-<date>.{json,md} (--quick: benchmarks/results/quick/).
 The load generator shares the machine's cores with the servers; a machine shared with other work makes the
 numbers indicative only: compare the ratios of the same run.
@@ -185,6 +186,15 @@ def wrk(server: Server, payload: dict, seconds: float, connections: int, lua: Pa
             "server_cpu_ms_per_request": round(1000 * cpu / max(n, 1), 3), "command": " ".join(cmd)}
 
 
+def median_round(results: list[dict]) -> dict:
+    """The round with the median throughput (its latency and CPU with it); errors summed over all rounds."""
+    ordered = sorted(results, key=lambda r: r["requests_per_s"])
+    best = dict(ordered[len(ordered) // 2])
+    best["rounds_req_per_s"] = [r["requests_per_s"] for r in results]
+    best["errors"] = {k: sum(r["errors"].get(k, 0) for r in results) for k in {k for r in results for k in r["errors"]}}
+    return best
+
+
 def settle(server: Server, limit_s: float = 60) -> None:
     """Wait until the server has finished what earlier clients left (digitrec says so in /healthz)."""
     import httpx
@@ -244,12 +254,18 @@ def measure(args, payloads: dict, model: str, tmp: Path, lua: Path) -> dict:
                 for server in servers:
                     wrk(server, payload, args.warmup, args.connections, lua)
                     settle(server)
-                    result = wrk(server, payload, args.duration, args.connections, lua)
-                    settle(server)
+                rounds = {server.name: [] for server in servers}
+                for _ in range(args.rounds):  # servers interleaved round by round: drift hits all alike
+                    for server in servers:
+                        rounds[server.name].append(wrk(server, payload, args.duration, args.connections, lua))
+                        settle(server)
+                for server in servers:
+                    result = median_round(rounds[server.name])
                     runs.setdefault(name, {})[f"{server.name}/w{workers}"] = result
                     print(f"{name:7s} {server.name:8s} w{workers}: {result['requests_per_s']:8.1f} req/s, "
                           f"p99 {result['latency_ms']['p99']} ms, errors {result['errors'] or 0}, "
-                          f"cpu {result['server_cpu_ms_per_request']} ms/req", flush=True)
+                          f"cpu {result['server_cpu_ms_per_request']} ms/req, rounds {result['rounds_req_per_s']}",
+                          flush=True)
             if workers == 1:
                 if args.profile:  # digitrec as shipped, and its server code with the plain preprocessing
                     runs["profile"] = {s.name: profile_buckets(s.proc.pid, s.url, payloads["28x28"], lua,
@@ -278,7 +294,8 @@ def ensure_model(model: str | None, tmp: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help=".onnx model (default: the bundled model, exported here)")
-    ap.add_argument("--duration", type=float, default=12.0, help="seconds of wrk per server and payload")
+    ap.add_argument("--duration", type=float, default=8.0, help="seconds of wrk per server, payload and round")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per server and payload (the median is reported)")
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--workers", default="1,2", help="worker counts to measure (comma-separated)")
@@ -290,7 +307,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if args.quick:
-        args.duration, args.warmup, args.workers, args.exact_requests = 5.0, 1.0, "1", 500
+        args.duration, args.rounds, args.warmup, args.workers, args.exact_requests = 5.0, 1, 1.0, "1", 500
     args.workers = [int(w) for w in args.workers.split(",")]
     if not shutil.which("wrk"):
         raise SystemExit("needs wrk on PATH (Debian/Ubuntu: apt-get install wrk)")
@@ -311,6 +328,7 @@ def main() -> None:
         record["runs"] = measure(args, payloads, model, tmp, lua)
     record["load_average_at_end"] = os.getloadavg()
     record["settings"] = {"model": args.model or "bundled model exported to ONNX", "duration_s": args.duration,
+                          "rounds": args.rounds,
                           "warmup_s": args.warmup, "connections": args.connections, "workers": args.workers,
                           "exact_requests": args.exact_requests, "quick": args.quick, "note": args.note,
                           "payloads": {k: {kk: v for kk, v in p.items() if kk not in ("data", "body_file")}

@@ -110,7 +110,8 @@ def markdown(record: dict) -> str:
     return "\n".join([
         "# Load test: `digitrec serve` beside a minimal baseline server (wrk)", "",
         f"`wrk -t1 -c{s['connections']} -d{s['duration_s']:g}s` per server and payload after a {s['warmup_s']:g} s "
-        "warm-up, servers interleaved; the same ONNX model, onnxruntime on one thread, in every server. Baseline: "
+        f"warm-up, {s.get('rounds', 1)} round(s) with the servers interleaved, the median round shown; the same ONNX "
+        "model, onnxruntime on one thread, in every server. Baseline: "
         "`benchmarks/loadtest_baseline.py` (Starlette + onnxruntime, plain MNIST-style preprocessing).", "",
         *headline(record), "", *targets(record), *scaling(record), *breakdown(record), *answers(record),
         "## Where and how", "",
