@@ -107,7 +107,7 @@ def realworld(r: dict) -> list[str]:
 def loadtest(r: dict) -> list[str]:
     from benchmarks.loadtest import results_table
 
-    return [*results_table(r["results"]), ""]
+    return [*results_table(r), ""]
 
 
 Selector = Callable[[dict[str, Any]], bool]

@@ -146,3 +146,13 @@ def test_upload_of_a_non_image_shows_the_servers_error(page):
     page.set_input_files("#photo", files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not a picture"}])
     expect(page.locator("#read-error")).to_be_visible(timeout=20_000)
     expect(page.locator("#read-error")).to_contain_text("not a readable image")
+
+
+def test_no_digit_answer_is_shown_as_such(page):
+    """An image without ink gets `digit: null` from the server; the page says so instead of showing a guess."""
+    answer = '{"digit": null, "confidence": null, "probabilities": null, "crop": ""}'
+    page.route("**/v1/predict", lambda route: route.fulfill(status=200, content_type="application/json", body=answer))
+    draw_with_mouse(page, "1")
+    expect(page.locator("#confidence")).to_have_text("no digit found", timeout=20_000)
+    expect(page.locator("#digit")).to_have_text("–")
+    assert page.locator("#bars .pct").all_text_contents() == [""] * 10

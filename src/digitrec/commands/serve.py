@@ -1,72 +1,87 @@
-"""`digitrec serve --model FILE`: the HTTP service (/v1/predict, /v1/read, /healthz, /docs) and the web page at /."""
+"""`digitrec serve --model FILE`: the HTTP service (/v1/predict, /v1/read, /healthz, /docs) and the web page at /.
+
+The limit flags are made from `digitrec.serve.limits.ServeLimits`, where each one's default and range live.
+"""
 from __future__ import annotations
 
 import argparse
-import socket
+import math
+
+MAX_WORKERS = 64
+
+
+def _number(kind):
+    """argparse type: a finite int or float; the range is checked by ServeLimits (one line, exit 2 either way)."""
+    def parse(text: str):
+        try:
+            value = float(text) if kind is float else int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"takes a {'number' if kind is float else 'whole number'}, "
+                                             f"got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        return value
+
+    return parse
+
+
+def _shown(value: float) -> str:
+    return f"{value:,.0f}" if value == int(value) else f"{value:g}"
 
 
 def register(sub) -> None:
+    from ..serve.limits import numeric_fields
+
     p = sub.add_parser("serve", help="HTTP service and web page for reading digits")
-    p.add_argument("--model", default=None, help="checkpoint (.pt) or ONNX model (.onnx); default: the bundled model")
+    p.add_argument("--model", default=None, help="checkpoint (.pt) or ONNX model (.onnx, fastest); "
+                                                 "default: the bundled model")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed at start)")
-    p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body")
-    p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image (width × height)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
-    p.add_argument("--max-batch", type=int, default=64, help="images per forward pass (micro-batching)")
-    p.add_argument("--batch-wait-ms", type=float, default=3.0, help="how long a batch waits for more requests")
-    p.add_argument("--keep-alive", type=float, default=15.0,
-                   help="seconds an idle connection stays open (longer than clients' own idle expiry, 5 s in httpx)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--port", type=_number(int), default=8000, help="0 picks a free port (printed at start)")
+    p.add_argument("--workers", type=_number(int), default=1,
+                   help=f"server processes sharing the port, each with its own model (1 to {MAX_WORKERS})")
+    for f in numeric_fields():
+        scale, kind = f.metadata["scale"], float if f.type in (float, "float") or f.metadata["scale"] != 1 else int
+        low, high = f.metadata["range"]
+        flag = f.metadata["flag"]
+        p.add_argument(f"--{flag}", dest=f.name, type=_number(kind), default=f.default / scale,
+                       metavar=flag.rsplit("-", 1)[-1].upper(),
+                       help=f"{f.metadata['help']} (default {_shown(f.default / scale)}; "
+                            f"{_shown(low / scale)} to {_shown(high / scale)})")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a web origin (https://example.org) whose pages may call the API; repeatable. "
+                        "Other cross-origin requests get 403")
+    p.add_argument("--access-log", action="store_true", help="log every request (off: at load it floods the log)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
+
+
+def limits_from(args: argparse.Namespace):
+    from ..serve.limits import ServeLimits, numeric_fields
+
+    values = {}
+    for f in numeric_fields():
+        value = getattr(args, f.name) * f.metadata["scale"]
+        values[f.name] = round(value) if f.type in (int, "int") else value
+    return ServeLimits(**values, allow_origins=tuple(args.allow_origin))
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import DigitrecError
 
-    for name, value, low in (("--port", args.port, 0), ("--max-pixels", args.max_pixels, 1),
-                             ("--max-batch", args.max_batch, 1), ("--threads", args.threads or 1, 1)):
-        if value < low:
-            raise DigitrecError(f"{name} must be at least {low}, got {value}")
-    if args.port > 65535:
-        raise DigitrecError(f"--port must be at most 65535, got {args.port}")
-    for name, value in (("--max-upload-mb", args.max_upload_mb), ("--timeout", args.timeout),
-                        ("--keep-alive", args.keep_alive)):
-        if not value > 0:
-            raise DigitrecError(f"{name} must be positive, got {value}")
-    if args.batch_wait_ms < 0:
-        raise DigitrecError(f"--batch-wait-ms must not be negative, got {args.batch_wait_ms}")
+    if not 0 <= args.port <= 65535:
+        raise DigitrecError(f"--port must be from 0 to 65535, got {args.port}")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise DigitrecError(f"--workers must be from 1 to {MAX_WORKERS}, got {args.workers}")
+    limits = limits_from(args)
     try:
-        import uvicorn
-
-        from ..serve import create_app
+        from ..serve.server import serve
     except ImportError as e:
         raise DigitrecError(f"serving needs the 'serve' extra: pip install 'digitrec[serve]' ({e})") from None
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     model = args.model
     if model is None:
         from ..reader import default_model_path
 
         model = default_model_path()
-    app = create_app(model, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
-                     timeout_s=args.timeout, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
-    # Bind the socket ourselves: a busy port becomes a one-line error, and --port 0 tells us the port it got.
-    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((args.host, args.port))
-    except (OSError, OverflowError) as e:
-        sock.close()
-        raise DigitrecError(f"cannot listen on {args.host}:{args.port} ({e.strerror if isinstance(e, OSError) else e})") \
-            from None
-    host, port = sock.getsockname()[:2]
-    url_host = f"[{host}]" if family == socket.AF_INET6 else host
-    print(f"digitrec: serving {model} on http://{url_host}:{port}/ (API docs at /docs)", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, timeout_keep_alive=args.keep_alive))
-    server.run(sockets=[sock])
+    serve(model, limits, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level,
+          access_log=args.access_log, announce=lambda line: print(line, flush=True))
     return 0

@@ -17,6 +17,11 @@ for (let d = 0; d < 10; d++) {
 }
 
 function showPrediction(p) {
+  if (p.digit === null) {  // the server found no ink: no digit, rather than a guess
+    resetPrediction();
+    $("confidence").textContent = "no digit found";
+    return;
+  }
   $("digit").textContent = String(p.digit);
   $("confidence").textContent = `${(100 * p.confidence).toFixed(1)}% sure`;
   $("seen").src = "data:image/png;base64," + p.crop;
