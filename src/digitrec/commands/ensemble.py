@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from ..ensemble import ensemble
     from ..evaluate import plot_confusion, summary
     from ..fileio import write_json
-    from ..train import resolve_device
+    from ..device import resolve_device
 
     metrics = ensemble(args.checkpoints, args.dataset, args.split, data_dir=args.data_dir,
                        device=resolve_device(args.device))

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import checkpoint
     from ..evaluate import evaluate_checkpoint, plot_confusion, summary
     from ..fileio import write_json
-    from ..train import resolve_device
+    from ..device import resolve_device
 
     ckpt = checkpoint.load(args.checkpoint)
     dataset = args.dataset or ckpt.get("dataset", "mnist")
