@@ -190,7 +190,7 @@ def test_plain_resume_takes_the_runs_own_settings(one_epoch_of_two, tmp_path, ca
 
 @pytest.mark.parametrize("flags, message", [
     (["--optimizer", "sgd"], "--optimizer sgd (the run has adam)"),
-    (["--model-option", "width=48"], "--model-option width=48 (the run has width=unset)"),
+    (["--model-option", "width=48"], "--model-option width=48 (the run has width=32)"),
     (["--lr", "0.01"], "--lr 0.01 (the run has 0.003)"),
     (["--preset", "fast"], "--model-option width=16"),
     (["--epochs", "5"], "--epochs 5 (the run has 2)"),

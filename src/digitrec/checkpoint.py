@@ -36,9 +36,10 @@ def _unreadable(path: Path, e: BaseException) -> DigitrecError:
     text = str(e)
     if isinstance(e, pickle.UnpicklingError):
         found = re.search(r"GLOBAL (\S+)", text)
-        what = f" ({found.group(1)})" if found else ""
-        return DigitrecError(f"{path}: not a digitrec checkpoint: it holds Python objects{what} that a safe "
-                             "(weights-only) load refuses")
+        if found:
+            return DigitrecError(f"{path}: not a digitrec checkpoint: it holds Python objects ({found.group(1)}) that "
+                                 "a safe (weights-only) load refuses")
+        return DigitrecError(f"{path}: not a readable digitrec checkpoint (not a PyTorch file, or a damaged one)")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
     return DigitrecError(f"{path}: not a readable digitrec checkpoint ({(lines or [type(e).__name__])[0][:200]})")
 

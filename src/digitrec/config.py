@@ -296,13 +296,19 @@ def contradictions(saved: TrainConfig, given: Mapping[str, Any]) -> list[str]:
     for name, value in given.items():
         if name in MAY_CHANGE_ON_RESUME:
             continue
-        if name == "model_options":
-            old = saved.model_options
+        if name == "model_options":  # an option left out has the model's default value
+            from .models import default_options
+
+            old = {**default_options(saved.model), **saved.model_options}
             out += [f"--model-option {k}={v} (the run has {k}={old.get(k, 'unset')})"
-                    for k, v in value.items() if old.get(k, object()) != v]
+                    for k, v in value.items() if k not in old or _as_list(old[k]) != _as_list(v)]
         elif getattr(saved, name) != value:
             out.append(f"{flag(name)} {value} (the run has {getattr(saved, name)})")
     return out
+
+
+def _as_list(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value  # TOML and flags give lists, defaults tuples
 
 
 def for_resume(saved: TrainConfig, given: Mapping[str, Any], where: str) -> TrainConfig:

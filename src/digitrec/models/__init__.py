@@ -78,6 +78,12 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def default_options(name: str) -> dict[str, Any]:
+    """The options a model gets when none are given (its factory's defaults)."""
+    params = inspect.signature(_REGISTRY[name]).parameters if name in _REGISTRY else {}
+    return {k: p.default for k, p in params.items() if k != "num_classes" and p.default is not inspect.Parameter.empty}
+
+
 def _type_error(hint: Any, value: Any) -> str | None:
     """Why `value` does not fit the annotation `hint` (int, float, Sequence[int], X | None), or None if it does."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
