@@ -133,7 +133,7 @@ def test_preset_values_are_type_checked(tmp_path, capsys, text, message):
     preset.write_text(text + "\n")
     assert main(["train", "--preset", str(preset), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"digitrec: error: preset") and str(preset) in err and message in err, err
+    assert err.startswith("digitrec: error: preset") and str(preset) in err and message in err, err
     assert "\n" not in err and not (tmp_path / "r").exists()
 
 
