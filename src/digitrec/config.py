@@ -92,7 +92,7 @@ class TrainConfig:
     freeze: Freeze = _setting("none", "none or backbone (backbone: no gradients, BatchNorm statistics fixed)")
     backbone_lr: float | None = _setting(None, "learning rate of the backbone (default: --lr)", 0, 10, lo_open=True)
     unfreeze_epoch: int | None = _setting(None, "gradual unfreezing: backbone frozen until this epoch (1-based), "
-                                                "then trained", 2, 10_000)
+                                                "then trained", 2, 10_000, must="between 2 and --epochs")
 
     def validate(self) -> "TrainConfig":
         """Check every value's type and bounds (floats converted from ints); raise one line naming the flag."""
