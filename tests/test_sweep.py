@@ -151,7 +151,8 @@ def test_param_sweeps_every_optional_setting(name):
         assert cfg.model == "resnet18" and cfg.epochs == 4 and cfg.model_options == {"input_size": 28}
 
 
-@pytest.mark.parametrize("text, values", [("augment=true,false", [True, False]), ("optimizer=adam,sgd", ["adam", "sgd"]),
+@pytest.mark.parametrize("text, values", [
+    ("augment=true,false", [True, False]), ("optimizer=adam,sgd", ["adam", "sgd"]),
                                           ("dropout=0.1,0.3", [0.1, 0.3]), ("device=cpu", ["cpu"])])
 def test_param_types_come_from_the_config(text, values):
     from digitrec.sweep import parse_param

@@ -174,7 +174,8 @@ def _check_bounds(name: str, value: Any, shown: str) -> None:
     inside = (value > lo if m["lo_open"] else value >= lo) and (value < hi if m["hi_open"] else value <= hi)
     if not inside:
         fmt = "{:g}".format
-        text = m["must"] or (f"{'>' if m['lo_open'] else '≥'} {fmt(lo)} and {'<' if m['hi_open'] else '≤'} {fmt(hi)}")
+        low, high = (">" if m["lo_open"] else "≥"), ("<" if m["hi_open"] else "≤")
+        text = m["must"] or f"{low} {fmt(lo)} and {high} {fmt(hi)}"
         raise DigitrecError(f"{shown} must be {text}, got {value}")
 
 

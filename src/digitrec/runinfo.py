@@ -66,7 +66,8 @@ def hardware() -> dict[str, Any]:
 
 def session(start_epoch: int) -> dict[str, Any]:
     """This process's part of the run: argv, date, source and hardware."""
-    return {"argv": list(sys.argv), "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return {"argv": list(sys.argv), "started": now,
             "start_epoch": start_epoch, **source_state(), "hardware": hardware()}
 
 

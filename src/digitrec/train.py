@@ -81,6 +81,8 @@ def _raise_keyboard_interrupt(signum, frame) -> None:
 
 
 class Trainer:
+    """One run: `setup` → `restore` (a resume) → per epoch `epoch` → `validate` → `save` → `finish`; `run` does it all."""
+
     def __init__(self, cfg: TrainConfig | None, out_dir, resume: bool = False, progress: bool = True,
                  log: Callable[[str], None] = print, on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
                  setup: Callable[[nn.Module], None] | None = None) -> None:
@@ -237,7 +239,8 @@ class Trainer:
         epoch_time = time.perf_counter() - t0
         if bar is not None:
             bar.close()
-        totals = dist.all_sum(torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=device)]))
+        seen_t = torch.tensor(float(seen), device=device)
+        totals = dist.all_sum(torch.stack([loss_sum.float(), correct.float(), seen_t]))
         self._check_finite(totals[0], epoch, self.steps_per_epoch - 1)
         return {"epoch": epoch + 1, "train_loss": totals[0].item() / totals[2].item(),
                 "train_acc": totals[1].item() / totals[2].item(), "epoch_time_s": epoch_time,

@@ -80,7 +80,8 @@ def read_idx(path: str | os.PathLike, expect_ndim: int | None = None) -> np.ndar
         more = _read(stream, 1 << 20, path) if len(data) > expected else b""  # how much, up to a MiB
     got = len(data) + len(more)
     if got < expected:
-        raise DigitrecError(f"{path}: truncated: header promises {expected} bytes of data for shape {shape}, file has {got}")
+        raise DigitrecError(f"{path}: truncated: header promises {expected} bytes of data for shape {shape}, "
+                            f"file has {got}")
     if got > expected:
         raise DigitrecError(f"{path}: {got - expected}{' or more' if len(more) == 1 << 20 else ''} unexpected "
                             f"trailing bytes after data of shape {shape}")

@@ -54,8 +54,9 @@ def _check_sizes(data: DigitArrays, name: str) -> None:
     if n_train == 0:
         raise DigitrecError(f"{data.name}: no training images (its train-images file holds 0)")
     if pooled < MIN_SAMPLES:
-        raise DigitrecError(f"{data.name}: {pooled} images to split into train and validation{' and test' if name == 'paper' else ''}; "
-                            f"the {name} split needs at least {MIN_SAMPLES}")
+        parts = "train and validation" + (" and test" if name == "paper" else "")
+        raise DigitrecError(f"{data.name}: {pooled} images to split into {parts}; the {name} split needs at least "
+                            f"{MIN_SAMPLES}")
     if name == "canonical" and n_test == 0:
         raise DigitrecError(f"{data.name}: no test images (its test-images file holds 0); the canonical split "
                             "evaluates on them")
