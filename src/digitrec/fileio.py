@@ -6,6 +6,7 @@ An OSError while writing (a full disk, a read-only folder) becomes a DigitrecErr
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -69,6 +70,15 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The file's sha256 (hex), read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:

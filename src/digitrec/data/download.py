@@ -29,7 +29,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import DigitrecError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, sha256_file
 from .sources import DatasetSource
 
 MIRROR_ENV = "DIGITREC_MIRROR"
@@ -37,14 +37,6 @@ CHUNK = 1 << 16
 # What a failed download raises: URLError/HTTPError/timeouts/refused are OSError; a dropped connection mid-body
 # can be an HTTPException; a malformed DIGITREC_MIRROR is a ValueError.
 _NET_ERRORS = (OSError, http.client.HTTPException, ValueError)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _reason(e: BaseException) -> str:
@@ -123,7 +115,7 @@ def _fetch_files(src: DatasetSource, target_dir: Path, missing: list[str], mirro
     for name in missing:
         part = target_dir / f"{name}.part"
         _download_any([m + name for m in mirrors], part, timeout=timeout, progress=progress, deadline=deadline)
-        actual = _sha256(part)
+        actual = sha256_file(part)
         if actual != src.sha256[name]:
             part.unlink()  # resuming corrupt bytes would never succeed
             raise _mismatch(name, src.sha256[name], actual)
