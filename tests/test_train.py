@@ -336,6 +336,35 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
+KILL_MID_EPOCH = """
+import os, signal, sys
+import digitrec.train as t
+from digitrec import cli
+real, calls = t.augment_batch, [0]
+def augment(*a, **k):
+    calls[0] += 1
+    if calls[0] == 40:  # step 8 of epoch 2
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*a, **k)
+t.augment_batch = augment
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path, data_root, straight):
+    run, script = tmp_path / "run", tmp_path / "kill.py"
+    script.write_text(KILL_MID_EPOCH)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    killed = subprocess.run([sys.executable, str(script), "train", *_argv(data_root), "--out", str(run)],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9 and checkpoint.load(run / "last.pt")["epoch"] == 1, killed.stderr
+    resumed = subprocess.run([sys.executable, "-m", "digitrec", "train", "--out", str(run), "--resume",
+                              "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and "resuming" in resumed.stdout, resumed.stderr
+    for name in ("model.pt", "last.pt"):
+        assert _same(_weights(straight / name), _weights(run / name))
+
+
 @pytest.mark.parametrize("epoch", [1, 2])
 def test_kill_9_between_last_pt_and_model_pt(tmp_path, data_root, epoch, straight):
     """SIGKILL right after last.pt is renamed into place: --resume rebuilds model.pt and history.json from it and
