@@ -33,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.provenance import describe, machine_slug, of_record, provenance  # noqa: E402
 from digitrec import checkpoint, export  # noqa: E402
+from digitrec import prune as pruning  # noqa: E402
 from digitrec.data import load  # noqa: E402
 from digitrec.fileio import atomic_path, write_json, write_text  # noqa: E402
 from digitrec.onnx_predictor import OnnxPredictor  # noqa: E402
@@ -129,7 +130,7 @@ def fx_int8(model: torch.nn.Module, calib: np.ndarray) -> torch.nn.Module:
 def prune(src: Path, work: Path, tag: str, amount: float, structured: bool, args) -> Path:
     out = work / f"prune-{tag}-{'s' if structured else 'u'}{amount:g}"
     if not (out / "metrics.json").exists():
-        export.prune_run(src, out, amount, structured, args.finetune_epochs, threads=1, limit=args.finetune_limit,
+        pruning.prune_run(src, out, amount, structured, args.finetune_epochs, threads=1, limit=args.finetune_limit,
                          progress=False, log=lambda s: print("   ", s, flush=True))
     return out
 
@@ -153,7 +154,7 @@ def bench_model(name: str, ckpt_path: Path, work: Path, x_test, y_test, calib_u8
         rows.append(measure("int8 PyTorch FX (x86)", torch_runner(q), torch_bytes(q.state_dict()), x, y_test, args))
     run = prune(ckpt_path, work, name, args.prune_amount, True, args)
     pruned, pckpt = checkpoint.load_model(run / "model.pt")
-    info = {"pruned_channels": pckpt["model_options"].get("channels"), "params": export.count_params(pruned)}
+    info = {"pruned_channels": pckpt["model_options"].get("channels"), "params": pruning.count_params(pruned)}
     if not args.skip_pruned_torch:
         rows.append(measure(f"pruned {args.prune_amount:g} fp32 PyTorch", torch_runner(pruned),
                             (run / "model.pt").stat().st_size, x, y_test, args, **info))
@@ -163,7 +164,7 @@ def bench_model(name: str, ckpt_path: Path, work: Path, x_test, y_test, calib_u8
     export.quantize_onnx(d / "pruned-fp32.onnx", d / "pruned-int8.onnx", calib_u8)
     rows.append(measure(f"pruned {args.prune_amount:g} int8 ORT", ort_runner(d / "pruned-int8.onnx"),
                         export.file_size(d / "pruned-int8.onnx"), x, y_test, args))
-    return {"model": name, "checkpoint": str(ckpt_path), "params": export.count_params(model),
+    return {"model": name, "checkpoint": str(ckpt_path), "params": pruning.count_params(model),
             "recipe": {k: ckpt["config"].get(k) for k in ("split", "limit", "epochs", "lr", "optimizer", "schedule",
                                                            "warmup", "batch_size", "augment")},
             "trained_epochs": ckpt.get("epoch"), "val_acc": (ckpt.get("metrics") or {}).get("val_acc"),

@@ -269,3 +269,59 @@ def test_locate_reports_where_to_put_files(dead_url, tmp_path, monkeypatch):
     assert "\n" not in msg
     assert all(f in msg for f in EMNIST_DIGITS.files)
     assert str(empty / "emnist") in msg and dead_url + "gzip.zip" in msg
+
+
+class DripHandler(http.server.BaseHTTPRequestHandler):
+    """A mirror that announces 28 KB and then sends one byte every 0.2 s (at most 100: the test stops by itself)."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(28_000))
+        self.end_headers()
+        try:
+            for _ in range(100):
+                self.wfile.write(b"\0")
+                self.wfile.flush()
+                if self.server.stop.wait(0.2):
+                    return
+        except OSError:  # the client gave up: what the test wants
+            pass
+
+
+@pytest.fixture
+def drip_server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), DripHandler)
+    httpd.stop = threading.Event()
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.stop.set()
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def test_dripping_mirror_hits_the_overall_deadline(drip_server, tmp_path):
+    """Each byte arrives well within the socket timeout, so only an overall deadline ends the download."""
+    import time
+
+    target = all_but(tmp_path / "out", SMALL)
+    t0 = time.monotonic()
+    with pytest.raises(DigitrecError) as info:
+        fetch(dataclasses.replace(MNIST, mirrors=(drip_server,)), target, progress=False, timeout=5, deadline=1.5)
+    elapsed = time.monotonic() - t0
+    msg = str(info.value)
+    assert "\n" not in msg and drip_server + SMALL in msg and "gave up after" in msg and "deadline" in msg
+    assert 1.5 <= elapsed < 5  # the deadline, not the 20 s the drip would take, nor the socket timeout
+    part = target / f"{SMALL}.part"
+    assert 0 < part.stat().st_size < 28_000 and not (target / SMALL).exists()  # kept for a resume
+
+
+def test_default_deadline_scales_with_the_announced_size():
+    from digitrec.data.download import deadline_for
+
+    assert deadline_for(28_000) < 61 and deadline_for(560_000_000) > 5000 and deadline_for(None) == 3600

@@ -83,3 +83,31 @@ def test_writer_refuses_wrong_dtype_and_leaves_nothing(tmp_path):
     with pytest.raises(DigitrecError, match="uint8"):
         write_idx(tmp_path / "f.gz", np.zeros((2, 2), np.float32))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("dims, data", [((2**31, 28, 28), 100), ((2**32 - 1,) * 3, 100), ((2**31 + 1,), 100),
+                                        ((2**31, 2**31, 4), 0)])  # 2^64 bytes: 0 in int64 arithmetic
+def test_huge_header_is_refused_before_reading(tmp_path, dims, data):
+    """A header may promise anything (dims up to 2^32 each): refused from the header, nothing allocated."""
+    p = _raw(tmp_path, _header(len(dims), *dims) + bytes(data))
+    with pytest.raises(DigitrecError, match=r"header promises shape .* more than the 2 GiB") as e:
+        read_idx(p)
+    assert str(p) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_huge_header_in_gzip_is_not_inflated(tmp_path):
+    """A gzip bomb: 1 GiB of zeros behind a header promising 2^31 × 28 × 28 bytes is refused after the header."""
+    import zlib as _zlib
+
+    comp = _zlib.compressobj(9, _zlib.DEFLATED, 31)  # gzip container
+    payload = comp.compress(_header(3, 2**31, 28, 28))
+    chunk = bytes(1 << 20)
+    payload += b"".join(comp.compress(chunk) for _ in range(1024)) + comp.flush()
+    p = _raw(tmp_path, payload, "bomb-idx3-ubyte.gz")
+    with pytest.raises(DigitrecError, match="more than the 2 GiB"):
+        read_idx(p)
+
+
+def test_zero_images_read_as_an_empty_array(tmp_path):
+    write_idx(tmp_path / "i.gz", np.zeros((0, 28, 28), np.uint8))
+    assert read_idx(tmp_path / "i.gz").shape == (0, 28, 28)

@@ -52,3 +52,29 @@ def test_bad_split_arguments(mnist, kwargs, message):
 def test_stratified_subset_larger_than_data_returns_all():
     labels = np.arange(10).repeat(3)
     assert len(stratified_subset(labels, 100)) == 30
+
+
+def _idx_folder(tmp_path, n_train, n_test):
+    from digitrec.data.idx import write_idx
+
+    rng = np.random.default_rng(0)
+    for kind, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(tmp_path / f"{kind}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(tmp_path / f"{kind}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
+    return f"idx:{tmp_path}"
+
+
+@pytest.mark.parametrize("n_train, n_test, split, message", [
+    (0, 5, "canonical", "no training images"),
+    (0, 50, "paper", "no training images"),
+    (5, 5, "canonical", "5 images to split into train and validation; the canonical split needs at least 20"),
+    (5, 5, "paper", "10 images to split into train and validation and test; the paper split needs at least 20"),
+    (50, 0, "canonical", "no test images"),
+])
+def test_too_few_images_is_one_line(tmp_path, n_train, n_test, split, message):
+    from digitrec.data import load
+
+    data = load(_idx_folder(tmp_path, n_train, n_test))
+    with pytest.raises(DigitrecError, match=message) as e:
+        make_split(data, split)
+    assert "\n" not in str(e.value)

@@ -1,48 +1,100 @@
-"""The training loop: run files, best-checkpoint selection, exact resume after an interruption, clear errors."""
+"""The training loop: run files, best-checkpoint selection, exact resume after an interruption, clear errors,
+a run folder that can never get stuck (kills and full disks between writes), honest run records."""
+import errno
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import digitrec.train as train_mod
-from digitrec import checkpoint
+from digitrec import checkpoint, fileio
+from digitrec.cli import main
 from digitrec.config import make_config
 from digitrec.errors import DigitrecError
 from digitrec.train import train
 
 RUN_FILES = {"model.pt", "last.pt", "history.json", "metrics.json", "accuracy.png", "loss.png", "confusion.png"}
+RECIPE = dict(model="fast", dataset="mnist", split="canonical", limit=1000, epochs=2, batch_size=32, lr=3e-3, seed=0,
+              threads=2, eval_batch_size=2000)
 
 
 def _cfg(data_root, **kw):
-    base = dict(model="fast", dataset="mnist", split="canonical", limit=1000, epochs=2, batch_size=32, lr=3e-3,
-                data_dir=str(data_root) if data_root else None, seed=0, threads=2, eval_batch_size=2000)
-    base.update(kw)
-    return make_config("paper", **base)
+    return make_config("paper", **{**RECIPE, "data_dir": str(data_root) if data_root else None, **kw})
 
 
-def test_run_writes_all_files_and_records_split(tmp_path, data_root):
-    metrics = train(_cfg(data_root), tmp_path / "run", progress=False, log=lambda s: None)
-    assert RUN_FILES <= {p.name for p in (tmp_path / "run").iterdir()}
-    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+def _argv(data_root, **kw) -> list[str]:
+    """The same recipe as command-line flags."""
+    values = {**RECIPE, **kw}
+    argv = ["--preset", "paper", "--no-progress"] + (["--data-dir", str(data_root)] if data_root else [])
+    for k, v in values.items():
+        argv += [f"--{k.replace('_', '-')}", str(v)]
+    return argv
+
+
+def _weights(path):
+    return checkpoint.load(path)["model"]
+
+
+def _same(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, data_root):
+    """The 2-epoch recipe trained without interruption: what every interrupted run must reproduce bit for bit."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    train(_cfg(data_root), out, progress=False, log=lambda s: None)
+    return out
+
+
+def test_run_writes_all_files_and_records_split(straight):
+    assert RUN_FILES <= {p.name for p in straight.iterdir()}
+    saved = json.loads((straight / "metrics.json").read_text())
     for key in ("dataset", "split", "n", "accuracy", "precision_macro", "recall_macro", "f1_macro", "per_class",
-                "confusion_matrix"):
+                "confusion_matrix", "best_val_acc", "config", "sessions"):
         assert key in saved
     assert saved["split"] == "canonical" and saved["n"] == 10000 and saved["sizes"]["train"] == 1000
     assert len(saved["confusion_matrix"]) == 10 and sum(map(sum, saved["confusion_matrix"])) == 10000
-    assert saved["accuracy"] == metrics["accuracy"] > 0.5
-    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert saved["accuracy"] > 0.5
+    history = json.loads((straight / "history.json").read_text())
     assert [h["epoch"] for h in history["epochs"]] == [1, 2]
     best = max(history["epochs"], key=lambda h: h["val_acc"])
-    ckpt = checkpoint.load(tmp_path / "run" / "model.pt")
-    assert ckpt["epoch"] == best["epoch"] and ckpt["metrics"]["val_acc"] == best["val_acc"]
+    ckpt = checkpoint.load(straight / "model.pt")
+    assert ckpt["epoch"] == best["epoch"] == saved["best_epoch"] and ckpt["metrics"]["val_acc"] == best["val_acc"]
     assert ckpt["config"]["model"] == "fast" and ckpt["split"] == "canonical"
 
 
-def test_interrupted_run_resumes_exactly(tmp_path, data_root, monkeypatch):
-    cfg = _cfg(data_root, epochs=3)
-    train(cfg, tmp_path / "straight", progress=False, log=lambda s: None)
+def test_run_records_commit_argv_and_hardware(straight):
+    """One run-metadata object feeds history.json, metrics.json and the checkpoints."""
+    history = json.loads((straight / "history.json").read_text())
+    metrics = json.loads((straight / "metrics.json").read_text())
+    (session,) = history["sessions"]
+    assert metrics["sessions"] == history["sessions"] == checkpoint.load(straight / "model.pt")["sessions"]
+    assert session["argv"] == sys.argv and session["start_epoch"] == 0
+    assert session["commit"] == "unknown" or len(session["commit"]) == 40
+    if session["dirty"]:
+        assert len(session["diff_sha256"]) == 64
+    hw = session["hardware"]
+    assert hw["cpu"] and hw["cpu_cores"] == os.cpu_count() and hw["torch"] == torch.__version__
+    assert hw["gpu"] == (torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+    assert history["config"] == metrics["config"] and history["config"]["limit"] == 1000
 
+
+def test_source_state_names_the_diff(tmp_path, monkeypatch):
+    from digitrec.runinfo import source_state
+
+    monkeypatch.setenv("DIGITREC_GIT_COMMIT", "abc1234")
+    assert source_state() == {"commit": "abc1234", "dirty": None, "diff_sha256": None}
+    monkeypatch.delenv("DIGITREC_GIT_COMMIT")
+    state = source_state()
+    assert state["commit"] == "unknown" or (state["dirty"] is not None and
+                                            (state["diff_sha256"] is None) == (not state["dirty"]))
+
+
+def test_interrupted_run_resumes_exactly(tmp_path, data_root, monkeypatch, straight):
     calls = {"n": 0}
     real = train_mod.augment_batch
 
@@ -54,21 +106,20 @@ def test_interrupted_run_resumes_exactly(tmp_path, data_root, monkeypatch):
 
     monkeypatch.setattr(train_mod, "augment_batch", interrupt_in_epoch_two)
     with pytest.raises(DigitrecError, match="interrupted: .*last.pt holds epoch 1; continue with --resume"):
-        train(cfg, tmp_path / "resumed", progress=False, log=lambda s: None)
+        train(_cfg(data_root), tmp_path / "resumed", progress=False, log=lambda s: None)
     assert not (tmp_path / "resumed" / "metrics.json").exists()
     monkeypatch.setattr(train_mod, "augment_batch", real)
-    train(cfg, tmp_path / "resumed", resume=True, progress=False, log=lambda s: None)
-
-    a = checkpoint.load(tmp_path / "straight" / "last.pt")["model"]
-    b = checkpoint.load(tmp_path / "resumed" / "last.pt")["model"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    train(None, tmp_path / "resumed", resume=True, progress=False, log=lambda s: None)  # its own config
+    for name in ("last.pt", "model.pt"):
+        assert _same(_weights(straight / name), _weights(tmp_path / "resumed" / name))
+    sessions = json.loads((tmp_path / "resumed" / "history.json").read_text())["sessions"]
+    assert [s["start_epoch"] for s in sessions] == [0, 1]
 
 
 def test_sigterm_stops_like_ctrl_c(tmp_path, data_root, monkeypatch):
     """kill / SLURM preemption / a background job (which ignores Ctrl-C): same clean stop, resumable."""
     import signal
 
-    cfg = _cfg(data_root, epochs=2)
     calls = {"n": 0}
     real = train_mod.augment_batch
 
@@ -81,32 +132,307 @@ def test_sigterm_stops_like_ctrl_c(tmp_path, data_root, monkeypatch):
     before = signal.getsignal(signal.SIGTERM)
     monkeypatch.setattr(train_mod, "augment_batch", sigterm_in_epoch_two)
     with pytest.raises(DigitrecError, match="interrupted: .*last.pt holds epoch 1; continue with --resume"):
-        train(cfg, tmp_path / "run", progress=False, log=lambda s: None)
+        train(_cfg(data_root), tmp_path / "run", progress=False, log=lambda s: None)
     assert signal.getsignal(signal.SIGTERM) is before  # the handler is the training run's only
     assert not (tmp_path / "run" / "metrics.json").exists()
     monkeypatch.setattr(train_mod, "augment_batch", real)
-    train(cfg, tmp_path / "run", resume=True, progress=False, log=lambda s: None)
+    train(_cfg(data_root), tmp_path / "run", resume=True, progress=False, log=lambda s: None)
     assert (tmp_path / "run" / "metrics.json").exists()
 
 
 def test_refuses_to_overwrite_and_resume_needs_a_run(tmp_path, data_root):
     (tmp_path / "run").mkdir()
-    with pytest.raises(DigitrecError, match="nothing to resume"):
+    with pytest.raises(DigitrecError, match="nothing to resume; no epoch had been saved"):
         train(_cfg(data_root, epochs=1), tmp_path / "run", resume=True, progress=False)
     (tmp_path / "run" / "model.pt").write_bytes(b"x")
     with pytest.raises(DigitrecError, match="already holds a run"):
         train(_cfg(data_root, epochs=1), tmp_path / "run", progress=False)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(DigitrecError, match="--out .*file is a file, not a folder"):
+        train(_cfg(data_root, epochs=1), tmp_path / "file", progress=False)
+    assert (tmp_path / "file").read_text() == "not a folder"
 
 
-def test_resume_with_other_model_is_refused(tmp_path, data_root):
-    train(_cfg(data_root, epochs=1, limit=200), tmp_path / "run", progress=False, log=lambda s: None)
-    with pytest.raises(DigitrecError, match="was trained with model 'fast'"):
-        train(_cfg(data_root, epochs=2, limit=200, model="simple-cnn"), tmp_path / "run", resume=True, progress=False)
+# --- --resume takes the run's configuration from last.pt ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_epoch_of_two(tmp_path_factory, data_root):
+    """A --limit 1000 --split canonical run stopped after epoch 1 of 2 (last.pt as a kill would leave it)."""
+    out = tmp_path_factory.mktemp("half") / "run"
+    cfg = _cfg(data_root)
+
+    def stop(epoch, row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(DigitrecError, match="interrupted"):
+        train(cfg, out, progress=False, log=lambda s: None, on_epoch=stop)
+    return out
+
+
+def _copy(run, tmp_path):
+    import shutil
+
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_plain_resume_takes_the_runs_own_settings(one_epoch_of_two, tmp_path, capsys, straight):
+    """`digitrec train --out R --resume` (the README's form): the run's split, limit and epochs, not the paper
+    preset's (which would have put the canonical test images into training)."""
+    run = _copy(one_epoch_of_two, tmp_path)
+    assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 0
+    assert "after epoch 1/2" in capsys.readouterr().out
+    cfg = checkpoint.load(run / "last.pt")["config"]
+    assert (cfg["split"], cfg["limit"], cfg["epochs"], cfg["model"]) == ("canonical", 1000, 2, "fast")
+    assert _same(_weights(straight / "model.pt"), _weights(run / "model.pt"))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--optimizer", "sgd"], "--optimizer sgd (the run has adam)"),
+    (["--model-option", "width=48"], "--model-option width=48 (the run has width=32)"),
+    (["--lr", "0.01"], "--lr 0.01 (the run has 0.003)"),
+    (["--preset", "fast"], "--model-option width=16"),
+    (["--epochs", "5"], "--epochs 5 (the run has 2)"),
+    (["--no-augment"], "--augment False (the run has True)"),
+])
+def test_resume_refuses_contradicting_flags(one_epoch_of_two, tmp_path, capsys, flags, message):
+    run = _copy(one_epoch_of_two, tmp_path)
+    before = (run / "last.pt").read_bytes()
+    assert main(["train", "--out", str(run), "--resume", "--no-progress", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("digitrec: error: --resume:") and message in err and "\n" not in err
+    assert "only --device, --threads, --data-dir may change" in err
+    assert (run / "last.pt").read_bytes() == before
+
+
+def test_resume_accepts_repeated_and_machine_flags(one_epoch_of_two, tmp_path, data_root, straight):
+    """The full original command line again (as torchrun restarts and sweeps do), with other threads/device."""
+    run = _copy(one_epoch_of_two, tmp_path)
+    argv = _argv(data_root, threads=1, device="cpu")
+    assert main(["train", *argv, "--out", str(run), "--resume"]) == 0
+    cfg = checkpoint.load(run / "last.pt")["config"]
+    assert cfg["threads"] == 1 and cfg["device"] == "cpu" and cfg["lr"] == 3e-3
+
+
+def test_resume_if_exists_starts_fresh_or_resumes(tmp_path, data_root):
+    run = tmp_path / "run"
+    argv = ["train", *_argv(data_root, epochs=1, limit=200), "--resume-if-exists", "--out", str(run)]
+    assert main(argv) == 0 and (run / "metrics.json").exists()
+    assert main(argv) == 0  # resumes a finished run: nothing left to train, the same result
+
+
+# --- divergence --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, message", [("inf", "--lr must be a finite number, got inf"),
+                                            ("nan", "--lr must be a finite number, got nan"),
+                                            ("1e6", "--lr must be > 0 and ≤ 10, got 1000000.0"),
+                                            ("0", "--lr must be > 0")])
+def test_absurd_learning_rates_are_refused_at_config_time(tmp_path, capsys, value, message):
+    assert main(["train", "--lr", value, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("digitrec: error:") and message in err and "\n" not in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("bad_epoch", [1, 2])
+def test_non_finite_loss_stops_without_saving_the_bad_epoch(tmp_path, data_root, monkeypatch, bad_epoch):
+    """NaN inputs from step 5 of `bad_epoch`: the run stops at the next check, before that epoch is saved."""
+    calls = {"n": 0}
+    real = train_mod.augment_batch
+
+    def nan_from(*a, **k):
+        calls["n"] += 1
+        x = real(*a, **k)
+        return x * float("nan") if calls["n"] > 32 * (bad_epoch - 1) + 4 else x
+
+    monkeypatch.setattr(train_mod, "augment_batch", nan_from)
+    run = tmp_path / "run"
+    with pytest.raises(DigitrecError, match=f"training diverged: the training loss became nan in epoch {bad_epoch} "
+                                            r"\(by step [0-9]+\); stopped without saving that epoch") as e:
+        train(_cfg(data_root), run, progress=False, log=lambda s: None)
+    assert "lower --lr" in str(e.value) and "\n" not in str(e.value)
+    assert calls["n"] <= 32 * (bad_epoch - 1) + train_mod.CHECK_EVERY  # stopped at the first check
+    if bad_epoch == 1:
+        assert not (run / "model.pt").exists() and not (run / "last.pt").exists()
+    else:
+        assert checkpoint.load(run / "model.pt")["epoch"] == 1 and checkpoint.load(run / "last.pt")["epoch"] == 1
+        assert len(json.loads((run / "history.json").read_text())["epochs"]) == 1
+
+
+def test_nan_checkpoint_is_refused_at_load(straight, tmp_path, capsys):
+    ckpt = checkpoint.load(straight / "model.pt")
+    name = next(k for k, v in ckpt["model"].items() if v.is_floating_point())
+    ckpt["model"][name] = ckpt["model"][name].clone().fill_(float("nan"))
+    fileio.save_torch(tmp_path / "nan.pt", ckpt)
+    with pytest.raises(DigitrecError, match=f"weight '{name}' holds NaN or infinite values"):
+        checkpoint.load_model(tmp_path / "nan.pt")
+    assert main(["evaluate", str(tmp_path / "nan.pt")]) == 2
+    assert "holds NaN" in capsys.readouterr().err
+
+
+# --- a run folder never gets stuck: kills and full disks between the writes ---------------------------------------
+
+
+def _fail_writes(monkeypatch, name: str, skip: int = 0):
+    """The (skip+1)-th and later writes of `name` fail with ENOSPC half-way, as a full disk does."""
+    real = fileio._write_file
+    seen = {"n": 0}
+
+    def write(path, data):
+        if path.name.startswith(f".{name}."):
+            seen["n"] += 1
+            if seen["n"] > skip:
+                with open(path, "wb") as f:
+                    f.write(bytes(data)[:100])
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path, data)
+
+    monkeypatch.setattr(fileio, "_write_file", write)
+
+
+def test_disk_full_at_the_first_checkpoint(tmp_path, data_root, monkeypatch, capsys, straight):
+    run = tmp_path / "run"
+    _fail_writes(monkeypatch, "last.pt")
+    assert main(["train", *_argv(data_root), "--out", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"digitrec: error: cannot write {run / 'last.pt'}: no space left on device; nothing was saved: " \
+                  "free space, then start the run again"
+    assert sorted(p.name for p in run.iterdir()) == []  # no temp file, nothing half-written
+    monkeypatch.undo()
+    assert main(["train", *_argv(data_root), "--out", str(run), "--resume"]) == 2
+    assert "nothing to resume; no epoch had been saved" in capsys.readouterr().err
+    assert main(["train", *_argv(data_root), "--out", str(run)]) == 0  # a fresh run in the same folder works
+    assert _same(_weights(straight / "model.pt"), _weights(run / "model.pt"))
+
+
+def test_disk_full_between_last_pt_and_model_pt(tmp_path, data_root, monkeypatch, capsys, straight):
+    run = tmp_path / "run"
+    _fail_writes(monkeypatch, "model.pt")
+    assert main(["train", *_argv(data_root), "--out", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"digitrec: error: cannot write {run / 'model.pt'}: no space left on device; last.pt holds "
+                   "epoch 1: free space, then rerun with --resume"]
+    assert sorted(p.name for p in run.iterdir()) == ["last.pt"]
+    monkeypatch.undo()
+    assert main(["train", *_argv(data_root), "--out", str(run)]) == 2
+    assert "already holds a run (last.pt); use --resume" in capsys.readouterr().err
+    assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 0
+    assert "rewrote model.pt (epoch 1) from last.pt" in capsys.readouterr().out
+    assert _same(_weights(straight / "model.pt"), _weights(run / "model.pt"))
+
+
+KILL_BETWEEN_WRITES = """
+import os, signal, sys
+from digitrec import checkpoint, cli
+real = checkpoint.save
+def save(path, *a, **k):
+    real(path, *a, **k)
+    if path.name == "last.pt" and k["epoch"] == {epoch}:
+        os.kill(os.getpid(), signal.SIGKILL)  # after last.pt, before model.pt and history.json
+checkpoint.save = save
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+KILL_MID_EPOCH = """
+import os, signal, sys
+import digitrec.train as t
+from digitrec import cli
+real, calls = t.augment_batch, [0]
+def augment(*a, **k):
+    calls[0] += 1
+    if calls[0] == 40:  # step 8 of epoch 2
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*a, **k)
+t.augment_batch = augment
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path, data_root, straight):
+    run, script = tmp_path / "run", tmp_path / "kill.py"
+    script.write_text(KILL_MID_EPOCH)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    killed = subprocess.run([sys.executable, str(script), "train", *_argv(data_root), "--out", str(run)],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9 and checkpoint.load(run / "last.pt")["epoch"] == 1, killed.stderr
+    resumed = subprocess.run([sys.executable, "-m", "digitrec", "train", "--out", str(run), "--resume",
+                              "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and "resuming" in resumed.stdout, resumed.stderr
+    for name in ("model.pt", "last.pt"):
+        assert _same(_weights(straight / name), _weights(run / name))
+
+
+@pytest.mark.parametrize("epoch", [1, 2])
+def test_kill_9_between_last_pt_and_model_pt(tmp_path, data_root, epoch, straight):
+    """SIGKILL right after last.pt is renamed into place: --resume rebuilds model.pt and history.json from it and
+    finishes with the bit-identical model; a fresh run in that folder is told to --resume."""
+    run = tmp_path / "run"
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_BETWEEN_WRITES.replace("{epoch}", str(epoch)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    killed = subprocess.run([sys.executable, str(script), "train", *_argv(data_root), "--out", str(run)],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    assert checkpoint.load(run / "last.pt")["epoch"] == epoch
+    model_epoch = checkpoint.load(run / "model.pt")["epoch"] if (run / "model.pt").exists() else None
+    assert model_epoch == (None if epoch == 1 else 1)  # stale or missing: the dead end this used to be
+    fresh = subprocess.run([sys.executable, "-m", "digitrec", "train", *_argv(data_root), "--out", str(run)],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert fresh.returncode == 2 and "already holds a run (last.pt); use --resume" in fresh.stderr
+    resumed = subprocess.run([sys.executable, "-m", "digitrec", "train", "--out", str(run), "--resume",
+                              "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    best = json.loads((straight / "metrics.json").read_text())["best_epoch"]
+    if best == epoch:
+        assert f"rewrote model.pt (epoch {epoch}) from last.pt" in resumed.stdout
+    assert _same(_weights(straight / "model.pt"), _weights(run / "model.pt"))
+    history = json.loads((run / "history.json").read_text())
+    assert [r["epoch"] for r in history["epochs"]] == [1, 2]
+
+
+TMPFS_SCRIPT = """
+set -u
+mount -t tmpfs -o size=400k tmpfs "$1" || exit 77
+"$PY" -m digitrec train "${@:3}" --out "$1/run" > "$2/full.out" 2> "$2/full.err"; echo $? > "$2/full.rc"
+mount -o remount,size=64m "$1"
+"$PY" -m digitrec train "${@:3}" --out "$1/run" > "$2/again.out" 2> "$2/again.err"; echo $? > "$2/again.rc"
+ls -a "$1/run" > "$2/files"
+"""
+
+
+def test_real_full_disk_in_a_small_tmpfs(tmp_path, data_root):
+    """A real ENOSPC from a 400 KB tmpfs (in a private mount namespace): one line, never torch's enforce-fail text;
+    after space is freed the same command runs in the same folder."""
+    import shutil
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) to mount a private tmpfs")
+    mnt, logs = tmp_path / "mnt", tmp_path / "logs"
+    mnt.mkdir()
+    logs.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PY": sys.executable}
+    r = subprocess.run(["unshare", "-rm", "bash", "-c", TMPFS_SCRIPT, "tmpfs", str(mnt), str(logs),
+                        *_argv(data_root, epochs=1)], env=env, capture_output=True, text=True, timeout=300)
+    if r.returncode == 77 or not (logs / "full.rc").exists():
+        pytest.skip(f"cannot mount a tmpfs here (no user namespaces?): {r.stderr.strip()[:200]}")
+    err = (logs / "full.err").read_text().strip().splitlines()
+    assert (logs / "full.rc").read_text().strip() == "2"
+    assert len(err) == 1 and "no space left on device" in err[0] and "enforce fail" not in err[0], err
+    assert (logs / "again.rc").read_text().strip() == "0", (logs / "again.err").read_text()
+    assert {"model.pt", "last.pt", "metrics.json"} <= set((logs / "files").read_text().split())
+
+
+# --- configuration errors ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kw, message", [
     ({"epochs": 0}, "--epochs must be"), ({"lr": -1.0}, "--lr must be"), ({"batch_size": 1}, "--batch-size"),
     ({"optimizer": "rmsprop"}, "--optimizer"), ({"schedule": "step"}, "--schedule"), ({"ema": 1.5}, "--ema"),
+    ({"model_options": {"width": 200_000}}, "more than the limit"),
+    ({"model_options": [1, 2]}, "model_options must be a table"),
 ])
 def test_bad_config_values(data_root, kw, message):
     with pytest.raises(DigitrecError, match=message):
@@ -116,3 +442,16 @@ def test_bad_config_values(data_root, kw, message):
 def test_unknown_device(tmp_path, data_root):
     with pytest.raises(DigitrecError, match="--device"):
         train(_cfg(data_root, device="tpu"), tmp_path / "r", progress=False)
+
+
+def test_zero_training_images_is_one_line(tmp_path, capsys):
+    import numpy as np
+
+    from digitrec.data.idx import write_idx
+
+    for kind, n in (("train", 0), ("t10k", 30)):
+        write_idx(tmp_path / f"{kind}-images-idx3-ubyte.gz", np.zeros((n, 28, 28), np.uint8))
+        write_idx(tmp_path / f"{kind}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
+    assert main(["train", "--dataset", f"idx:{tmp_path}", "--split", "canonical", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == f"digitrec: error: idx:{tmp_path}: no training images " \
+                                              "(its train-images file holds 0)"

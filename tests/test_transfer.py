@@ -263,7 +263,7 @@ def _cli(capsys, *argv):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--freeze", "bogus"], "--freeze must be none or backbone, got 'bogus'"),
+    (["--freeze", "bogus"], "argument --freeze: unknown freeze 'bogus'; choose one of: none, backbone"),
     (["--model", "resnet18", "--backbone-weights", "/nonexistent/resnet18.pth"],
      "--backbone-weights /nonexistent/resnet18.pth: no such file"),
     (["--model", "paper-cnn", "--backbone-weights", "imagenet"], "has no ResNet-18 backbone"),

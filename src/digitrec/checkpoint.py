@@ -3,11 +3,13 @@
 A checkpoint is a dict saved with torch.save and loaded only with `weights_only=True`:
   format, model_name, model_options, num_classes, model (state_dict), config (TrainConfig as dict),
   epoch, metrics — and, in a run's `last.pt`, the optimizer/scheduler/EMA/RNG state needed to resume.
+`load` checks all of it (types, finite weights) so that a damaged or foreign file is one clear error.
 """
 from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from torch import nn
 
 from .errors import DigitrecError
 from .fileio import save_torch
-from .models import create
+from .models import check_options, create
 
 FORMAT = "digitrec-checkpoint-v1"
 
@@ -29,6 +31,19 @@ def save(path: str | os.PathLike, model: nn.Module, model_name: str, model_optio
                       "num_classes": num_classes, "model": state, **extra})
 
 
+def _unreadable(path: Path, e: BaseException) -> DigitrecError:
+    """One line on why torch could not read the file, without torch's advice to load it unsafely."""
+    text = str(e)
+    if isinstance(e, pickle.UnpicklingError):
+        found = re.search(r"GLOBAL (\S+)", text)
+        if found:
+            return DigitrecError(f"{path}: not a digitrec checkpoint: it holds Python objects ({found.group(1)}) that "
+                                 "a safe (weights-only) load refuses")
+        return DigitrecError(f"{path}: not a readable digitrec checkpoint (not a PyTorch file, or a damaged one)")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
+    return DigitrecError(f"{path}: not a readable digitrec checkpoint ({(lines or [type(e).__name__])[0][:200]})")
+
+
 def load(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -36,11 +51,32 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DigitrecError(f"{path}: not a readable digitrec checkpoint ({first[:200]})") from None
+        raise _unreadable(path, e) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise DigitrecError(f"{path}: not a digitrec checkpoint (no '{FORMAT}' marker)")
+    check(ckpt, path)
     return ckpt
+
+
+def check(ckpt: dict[str, Any], path: str | os.PathLike) -> None:
+    """The fields every reader relies on, with the right types, and weights that are all finite numbers."""
+    for key, kind in (("model_name", str), ("num_classes", int), ("model", dict)):
+        if not isinstance(ckpt.get(key), kind):
+            what = "missing" if key not in ckpt else f"a {type(ckpt[key]).__name__}, not a {kind.__name__}"
+            raise DigitrecError(f"{path}: damaged digitrec checkpoint ({key} is {what})")
+    options = ckpt.setdefault("model_options", {})
+    try:
+        check_options(ckpt["model_name"], ckpt["num_classes"], options)
+    except DigitrecError as e:
+        raise DigitrecError(f"{path}: damaged digitrec checkpoint ({e})") from None
+    if "config" in ckpt and not isinstance(ckpt["config"], dict):
+        raise DigitrecError(f"{path}: damaged digitrec checkpoint (config is a {type(ckpt['config']).__name__})")
+    for name, t in ckpt["model"].items():
+        if not torch.is_tensor(t):
+            raise DigitrecError(f"{path}: damaged digitrec checkpoint (weight {name!r} is not a tensor)")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise DigitrecError(f"{path}: weight {name!r} holds NaN or infinite values (the run that wrote it "
+                                "diverged); it cannot predict anything")
 
 
 def build_model(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> nn.Module:
@@ -49,7 +85,9 @@ def build_model(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") ->
     try:
         model.load_state_dict(ckpt["model"], strict=True)
     except RuntimeError as e:
-        raise DigitrecError(f"{path}: weights do not fit model {ckpt['model_name']!r} ({str(e).splitlines()[0]})") from None
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        detail = (lines[1:] or lines or ["?"])[0][:200]  # line 0 only says "Error(s) in loading state_dict"
+        raise DigitrecError(f"{path}: weights do not fit model {ckpt['model_name']!r} ({detail})") from None
     return model.eval()
 
 

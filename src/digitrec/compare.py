@@ -146,7 +146,7 @@ def check(opts: CompareOptions) -> None:
             make_config("paper", model=m, split=opts.split, epochs=opts.resolved("epochs"),
                         limit=opts.resolved("limit"), threads=opts.threads, seed=opts.seed)
     if any(m in neural for m in opts.models):
-        from .train import resolve_device
+        from .device import resolve_device
 
         resolve_device(opts.device)
     _check_reuse(opts, set(CLASSICAL))

@@ -10,9 +10,11 @@ is skipped and an interrupted one resumed, so rerunning the same command complet
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import os
 import queue
+import re
 import statistics
 import subprocess
 import sys
@@ -21,12 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import FIELDS, TrainConfig
+from .config import FIELDS, TrainConfig, flag, parse_value
 from .errors import DigitrecError
 from .fileio import write_json, write_text
 
-_NOT_SWEPT = {"seed": "use --seeds", "model_options": "use dropout=… or a --model-option flag",
-              "data_dir": "a flag", "device": "a flag"}
+_NOT_SWEPT = {"seed": "use --seeds", "model_options": "use dropout=… or a --model-option flag"}
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -47,7 +48,8 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def parse_param(text: str) -> tuple[str, list[Any]]:
-    """`NAME=V1,V2,…` for a training setting (a TrainConfig field, or dropout), values typed like the setting."""
+    """`NAME=V1,V2,…` for a training setting (any TrainConfig field, or dropout), values typed like the setting
+    (config.parse_value: 'none' unsets an optional setting)."""
     name, sep, values = text.partition("=")
     name = name.strip().replace("-", "_")
     if not sep or not name or not values.strip():
@@ -56,20 +58,14 @@ def parse_param(text: str) -> tuple[str, list[Any]]:
         raise DigitrecError(f"--param {name}: not swept this way ({_NOT_SWEPT[name]})")
     if name != "dropout" and name not in FIELDS:
         raise DigitrecError(f"--param: unknown setting {name!r} (a train flag name, e.g. lr, batch_size, dropout)")
-    default = FIELDS[name].default if name in FIELDS else 0.0
-    kind = float if name == "dropout" else int if name in ("limit", "threads") else type(default)
     out = []
     for raw in values.split(","):
-        raw = raw.strip()
         try:
-            if kind is bool:
-                value = {"true": True, "false": False}[raw.lower()]
-            else:
-                value = kind(raw)
-        except (ValueError, KeyError):
-            raise DigitrecError(f"--param {name}: {raw!r} is not a valid {kind.__name__}") from None
+            value = float(raw) if name == "dropout" else parse_value(name, raw)
+        except ValueError as e:
+            raise DigitrecError(f"--param {name}: {e}") from None
         out.append(value)
-    if len(set(out)) != len(out):
+    if len(set(map(repr, out))) != len(out):
         raise DigitrecError(f"--param {name}: repeated value")
     return name, out
 
@@ -81,23 +77,25 @@ class Run:
     argv: list[str]  # `digitrec train` arguments, --out excepted
 
 
-def _flag(name: str, value: Any) -> list[str]:
-    flag = "--" + name.replace("_", "-")
+def flag_args(name: str, value: Any) -> list[str]:
+    """The `digitrec train` arguments that set `name` to `value` (the inverse of the generated flags)."""
     if isinstance(value, bool):
-        return [flag if value else "--no-" + name.replace("_", "-")]
-    return [flag, str(value)]
+        return [flag(name) if value else "--no-" + flag(name)[2:]]
+    return [flag(name), "none" if value is None else str(value)]
 
 
 def _slug(name: str, value: Any) -> str:
+    """A folder-name part for one swept value: `lr0.003`, `limitnone`, `init_from` paths by their tail + hash."""
     text = f"{value:g}" if isinstance(value, float) else str(value)
-    return f"{name}{text}".replace("/", "_")
+    safe = re.sub(r"[^A-Za-z0-9._=+-]", "_", text)
+    if safe != text or len(safe) > 40:
+        safe = safe[-24:].lstrip("_.") + "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{name}{safe}"
 
 
 def plan(train_argv: list[str], base: TrainConfig, seeds: list[int],
          params: list[tuple[str, list[Any]]]) -> list[Run]:
     """One run per (parameter values × seed); every combination is validated before anything starts."""
-    from .models import create
-
     names = [n for n, _ in params]
     if len(set(names)) != len(names):
         raise DigitrecError(f"--param given twice for {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
@@ -109,12 +107,11 @@ def plan(train_argv: list[str], base: TrainConfig, seeds: list[int],
         if "dropout" in values and not 0 <= values["dropout"] < 1:
             raise DigitrecError(f"--param dropout: {values['dropout']} is not in [0, 1)")
         try:
-            cfg = dataclasses.replace(base, **fields, model_options=options).validate()
+            dataclasses.replace(base, **fields, model_options=options).validate()  # now, not in each run
         except DigitrecError as e:
             shown = ", ".join(f"{k}={v}" for k, v in values.items())
             raise DigitrecError(f"--param {shown}: {e}") from None
-        create(cfg.model, num_classes=10, **cfg.model_options)  # unknown model or option: now, not in each run
-        extra = [a for k, v in values.items() for a in _flag(k, v)]
+        extra = [a for k, v in values.items() for a in flag_args(k, v)]
         for seed in seeds:
             name = "-".join([_slug(k, v) for k, v in values.items()] + [f"seed{seed}"])
             runs.append(Run(name, {**values, "seed": seed}, [*train_argv, *extra, "--seed", str(seed)]))
@@ -123,15 +120,13 @@ def plan(train_argv: list[str], base: TrainConfig, seeds: list[int],
 
 def _resources(base: TrainConfig, jobs: int) -> tuple[list[dict[str, str]], list[str]]:
     """Per-slot environment (one GPU each, round robin) and extra flags (CPU threads per run)."""
-    import torch
-
-    from .train import resolve_device
+    from .device import gpu_slots, resolve_device, threads_per_worker
 
     device = resolve_device(base.device)
-    gpus = torch.cuda.device_count() if device.type == "cuda" and device.index is None else 0
-    if gpus > 1:
-        return [{"CUDA_VISIBLE_DEVICES": str(i % gpus)} for i in range(jobs)], []
-    extra = [] if base.threads or device.type == "cuda" else ["--threads", str(max(1, (os.cpu_count() or 1) // jobs))]
+    slots = gpu_slots(device, jobs)
+    if slots is not None:
+        return [{"CUDA_VISIBLE_DEVICES": str(gpu)} for gpu in slots], []
+    extra = [] if base.threads or device.type == "cuda" else ["--threads", str(threads_per_worker(jobs))]
     return [{} for _ in range(jobs)], extra
 
 

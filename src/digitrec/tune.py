@@ -21,14 +21,14 @@ import csv
 import dataclasses
 import io
 import json
-import math
 import os
 import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import FIELDS, TrainConfig, tomllib
+from .config import FIELDS, TrainConfig, base_type, tomllib
+from .config import preset_toml as config_toml
 from .errors import DigitrecError
 from .fileio import atomic_path, write_json, write_text
 
@@ -98,16 +98,16 @@ def apply(base: TrainConfig, values: dict[str, Any]) -> TrainConfig:
 def check_space(space: dict[str, dict[str, Any]], base: TrainConfig, builtin: bool = False) -> dict[str, dict]:
     """Every end of every range must give a valid config and a model that builds (fails before any trial runs).
     The built-in space drops model options the model does not have (dropout for a model without it)."""
-    from .models import create
+    from .models import check_options
 
-    create(base.model, num_classes=10, **base.model_options)  # unknown model → one clear error, now
+    check_options(base.model, 10, base.model_options)  # unknown model → one clear error, now
     kept = {}
     for name, spec in space.items():
         for value in spec.get("choices", [spec.get("low"), spec.get("high")]):
             try:
                 cfg = apply(base, {name: value})
                 if name not in FIELDS:
-                    create(cfg.model, num_classes=10, **cfg.model_options)
+                    check_options(cfg.model, 10, cfg.model_options)
             except DigitrecError as e:
                 if builtin and name not in FIELDS:
                     break
@@ -120,8 +120,7 @@ def check_space(space: dict[str, dict[str, Any]], base: TrainConfig, builtin: bo
 def _suggest(trial, name: str, spec: dict[str, Any]):
     if "choices" in spec:
         return trial.suggest_categorical(name, spec["choices"])
-    field = FIELDS.get(name)
-    as_int = isinstance(field.default, int) and not isinstance(field.default, bool) if field else \
+    as_int = base_type(name) is int if name in FIELDS else \
         isinstance(spec["low"], int) and isinstance(spec["high"], int) and isinstance(spec.get("step", 1), int)
     if as_int:
         return trial.suggest_int(name, int(spec["low"]), int(spec["high"]), step=int(spec.get("step", 1)),
@@ -219,7 +218,7 @@ def tune(base: TrainConfig, out: str | os.PathLike, trials: int, space: dict | N
     import optuna
 
     from .data import load
-    from .train import resolve_device
+    from .device import resolve_device
 
     if trials < 1:
         raise DigitrecError(f"--trials must be ≥ 1, got {trials}")
@@ -275,20 +274,20 @@ def tune(base: TrainConfig, out: str | os.PathLike, trials: int, space: dict | N
 
 def _run_workers(out: Path, base: TrainConfig, space: dict, todo: int, workers: int, seed: int, prune: bool,
                  device) -> None:
-    """Spawned processes share the SQLite study; each its own GPU (round robin) or, on the CPU, one thread."""
+    """Spawned processes share the SQLite study; each its own GPU (round robin) or its share of the CPU threads."""
     import multiprocessing
 
-    import torch
+    from .device import gpu_slots, threads_per_worker
 
-    gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+    slots = gpu_slots(device, workers)
     ctx = multiprocessing.get_context("spawn")
     procs = []
     for i in range(workers):
         cfg = base
-        if gpus > 1 and device.index is None:
-            cfg = dataclasses.replace(base, device=f"cuda:{i % gpus}")
-        elif gpus == 0 and base.threads is None:
-            cfg = dataclasses.replace(base, threads=1)
+        if slots is not None:
+            cfg = dataclasses.replace(base, device=f"cuda:{slots[i]}")
+        elif device.type == "cpu" and base.threads is None:
+            cfg = dataclasses.replace(base, threads=threads_per_worker(workers))
         n = todo // workers + (i < todo % workers)
         procs.append(ctx.Process(target=_work, args=(out, cfg, space, n, seed + i, prune)))
     for p in procs:
@@ -379,25 +378,4 @@ def _plots(study, out: Path) -> None:
 
 def preset_toml(cfg: TrainConfig) -> str:
     """A preset file for `cfg`: every setting but the machine-specific ones and limit (a flag cannot unset it)."""
-    lines = []
-    for name, value in dataclasses.asdict(cfg).items():
-        if name in _MACHINE or name == "limit" or value is None:
-            continue
-        if name == "model_options":
-            value = {k: v for k, v in value.items() if v is not None}
-        lines.append(f"{name} = {_toml(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise DigitrecError(f"cannot write {v} to a preset")
-        return repr(v)  # Python's float repr (1e-05, 0.003) is valid TOML
-    if isinstance(v, (int, str)):
-        return json.dumps(v) if isinstance(v, str) else str(v)
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
-    raise DigitrecError(f"cannot write {v!r} to a preset")
+    return config_toml(cfg, skip=(*_MACHINE, "limit"))

@@ -23,8 +23,8 @@ def run(args: argparse.Namespace) -> int:
     from .. import checkpoint
     from ..evaluate import evaluate_checkpoint, plot_confusion, summary
     from ..fileio import write_json
+    from ..device import resolve_device
     from ..outputs import check_output_folder
-    from ..train import resolve_device
 
     if args.out:
         check_output_folder(args.out)

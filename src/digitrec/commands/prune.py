@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import prune_run
+    from ..prune import prune_run
 
     m = prune_run(args.checkpoint, args.out, args.amount, args.structured, args.finetune_epochs, args.lr,
                   args.threads, args.device, args.data_dir, args.limit, progress=not args.no_progress)["pruning"]

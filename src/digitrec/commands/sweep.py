@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import FIELDS
-from .train import add_config_flags, config_from_args
+from .train import DEFAULT_PRESET, add_config_flags, config_from_args, given_settings
 
 
 def register(sub) -> None:
@@ -16,9 +15,10 @@ def register(sub) -> None:
                     "same command skips finished runs and resumes interrupted ones.")
     p.add_argument("--seeds", required=True, help="A..B (both included), A,B,C, or one seed")
     p.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
-                   help="a training setting to sweep, e.g. lr=0.001,0.003 or dropout=0.1,0.3 (repeatable: grid)")
+                   help="a training setting to sweep, e.g. lr=0.001,0.003, dropout=0.1,0.3 or limit=none,1000 "
+                        "(repeatable: grid)")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (default: 1)")
-    p.add_argument("--preset", default="paper", help="the recipe every run starts from (default: paper)")
+    p.add_argument("--preset", default=None, help=f"the recipe every run starts from (default: {DEFAULT_PRESET})")
     p.add_argument("--out", required=True, help="sweep folder: runs/NAME/ and summary.{md,json}")
     add_config_flags(p, skip=("seed",))
     p.set_defaults(func=run)
@@ -26,20 +26,15 @@ def register(sub) -> None:
 
 def train_argv(args: argparse.Namespace) -> list[str]:
     """The `digitrec train` flags this command was given (seed and --out aside)."""
-    argv = ["--preset", args.preset]
-    for name in FIELDS:
-        value = getattr(args, name, None)
-        if name == "model_options" or value is None:
-            continue
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            argv.append(flag if value else "--no-" + name.replace("_", "-"))
-        else:
-            argv += [flag, str(value)]
-    for item in args.model_option:
-        argv += ["--model-option", item]
-    if args.dropout is not None:
-        argv += ["--dropout", str(args.dropout)]
+    from ..sweep import flag_args
+
+    settings, options = given_settings(args)
+    argv = ["--preset", args.preset or DEFAULT_PRESET]
+    for name, value in settings.items():
+        argv += flag_args(name, value)
+    for key, value in options.items():
+        shown = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        argv += ["--model-option", f"{key}={shown}"]
     return argv
 
 

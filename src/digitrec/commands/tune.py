@@ -16,10 +16,10 @@ def register(sub) -> None:
                    help="finished trials the study should hold (earlier runs of the same study count)")
     p.add_argument("--space", default=None, metavar="FILE", help="TOML file of ranges (default: built-in space)")
     p.add_argument("--jobs", type=int, default=1,
-                   help="trials at once, in separate processes (one per GPU when there are several; 1 CPU thread "
-                        "each on the CPU unless --threads)")
+                   help="trials at once, in separate processes (one per GPU when there are several; on the CPU, "
+                        "each its share of the cores unless --threads)")
     p.add_argument("--no-prune", action="store_true", help="never stop a trial early")
-    p.add_argument("--preset", default="paper", help="the base recipe the search starts from (default: paper)")
+    p.add_argument("--preset", default=None, help="the base recipe the search starts from (default: paper)")
     p.add_argument("--out", required=True, help="study folder (study.db, trials.csv/md, history.png, best.toml)")
     add_config_flags(p)
     p.set_defaults(func=run)

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import DigitrecError
+from ..fileio import sha256_file
 from .idx import read_images_labels
 from .sources import SOURCES, DatasetSource
 
@@ -145,14 +145,6 @@ def _load_cached(name: str, data_dir: str | None, download: bool) -> DigitArrays
 def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = True) -> DigitArrays:
     """Load a dataset's official train and test arrays (upright, uint8)."""
     return _load_cached(name, None if data_dir is None else str(data_dir), download)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def status(name: str, data_dir: str | os.PathLike | None = None, check_hashes: bool = False) -> list[dict]:

@@ -7,6 +7,7 @@ Every failure raises DigitrecError with the file name and what is wrong.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -21,48 +22,70 @@ _UINT8 = 0x08
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_bytes(path: Path) -> bytes:
+MAX_BYTES = 2 << 30  # 2 GiB of pixels: 4× the largest EMNIST split; a header may promise anything
+
+
+def _open(path: Path):
+    """A binary stream of the file's content, gunzipped as it is read when the file is gzip-compressed."""
     try:
-        raw = path.read_bytes()
+        f = open(path, "rb")
     except FileNotFoundError:
         raise DigitrecError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise DigitrecError(f"{path}: is a directory, expected an IDX file") from None
     except OSError as e:
         raise DigitrecError(f"{path}: cannot read ({e.strerror})") from None
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as e:
-            raise DigitrecError(f"{path}: corrupt or truncated gzip data ({e})") from None
-    return raw
+    if f.read(2) == _GZIP_MAGIC:
+        f.seek(0)
+        return gzip.GzipFile(fileobj=f, mode="rb")
+    f.seek(0)
+    return f
+
+
+def _read(stream, n: int, path: Path) -> bytes:
+    """Up to n bytes (fewer only at the end of the data)."""
+    try:
+        return stream.read(n)
+    except (EOFError, OSError, zlib.error) as e:
+        raise DigitrecError(f"{path}: corrupt or truncated gzip data ({e})") from None
 
 
 def read_idx(path: str | os.PathLike, expect_ndim: int | None = None) -> np.ndarray:
-    """Read a uint8 IDX file (raw or .gz) into a numpy array of the stored shape."""
+    """Read a uint8 IDX file (raw or .gz) into a numpy array of the stored shape.
+
+    The header is checked before the data is read: a shape that promises more than MAX_BYTES (dims up to 2^32
+    each) is refused, never allocated, and a gzip file is never inflated past what its header promises."""
     path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise DigitrecError(f"{path}: truncated IDX file ({len(raw)} bytes, no header)")
-    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or ndim == 0:
-        raise DigitrecError(f"{path}: bad magic number 0x{raw[:4].hex()} (not an IDX file)")
-    if dtype != _UINT8:
-        raise DigitrecError(f"{path}: IDX data type 0x{dtype:02x} is not supported (only uint8, 0x08)")
-    if expect_ndim is not None and ndim != expect_ndim:
-        kind = {1: "labels", 3: "images"}.get(expect_ndim, f"{expect_ndim}-d data")
-        raise DigitrecError(f"{path}: has {ndim} dimension(s), expected {expect_ndim} ({kind})")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DigitrecError(f"{path}: truncated IDX header")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(shape, dtype=np.int64))
-    got = len(raw) - header
+    with _open(path) as stream:
+        head = _read(stream, 4, path)
+        if len(head) < 4:
+            raise DigitrecError(f"{path}: truncated IDX file ({len(head)} bytes, no header)")
+        zero, dtype, ndim = struct.unpack(">HBB", head)
+        if zero != 0 or ndim == 0:
+            raise DigitrecError(f"{path}: bad magic number 0x{head.hex()} (not an IDX file)")
+        if dtype != _UINT8:
+            raise DigitrecError(f"{path}: IDX data type 0x{dtype:02x} is not supported (only uint8, 0x08)")
+        if expect_ndim is not None and ndim != expect_ndim:
+            kind = {1: "labels", 3: "images"}.get(expect_ndim, f"{expect_ndim}-d data")
+            raise DigitrecError(f"{path}: has {ndim} dimension(s), expected {expect_ndim} ({kind})")
+        dims = _read(stream, 4 * ndim, path)
+        if len(dims) < 4 * ndim:
+            raise DigitrecError(f"{path}: truncated IDX header")
+        shape = struct.unpack(f">{ndim}I", dims)
+        expected = math.prod(shape)  # a Python int: no overflow whatever the header says
+        if expected > MAX_BYTES:
+            raise DigitrecError(f"{path}: header promises shape {shape} ({expected:,} bytes), more than the "
+                                f"{MAX_BYTES >> 30} GiB digitrec reads")
+        data = _read(stream, expected + 1, path)
+        more = _read(stream, 1 << 20, path) if len(data) > expected else b""  # how much, up to a MiB
+    got = len(data) + len(more)
     if got < expected:
-        raise DigitrecError(f"{path}: truncated: header promises {expected} bytes of data for shape {shape}, file has {got}")
+        raise DigitrecError(f"{path}: truncated: header promises {expected} bytes of data for shape {shape}, "
+                            f"file has {got}")
     if got > expected:
-        raise DigitrecError(f"{path}: {got - expected} unexpected trailing bytes after data of shape {shape}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
+        raise DigitrecError(f"{path}: {got - expected}{' or more' if len(more) == 1 << 20 else ''} unexpected "
+                            f"trailing bytes after data of shape {shape}")
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape).copy()
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:

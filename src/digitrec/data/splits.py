@@ -17,6 +17,7 @@ from .datasets import DigitArrays
 
 SPLITS = ("paper", "canonical")
 SPLIT_SEED = 20250101  # fixed: the same split for every run, whatever the training seed
+MIN_SAMPLES = 20  # 10 % of them still leaves 2 to validate on
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,27 @@ def _stratified(labels: np.ndarray, size: int | float, seed: int) -> tuple[np.nd
     idx = np.arange(len(labels))
     counts = np.bincount(labels)
     can_stratify = counts[counts > 0].min() >= 2
-    taken, rest = train_test_split(idx, train_size=size, random_state=seed,
-                                   stratify=labels if can_stratify else None)
+    try:
+        taken, rest = train_test_split(idx, train_size=size, random_state=seed,
+                                       stratify=labels if can_stratify else None)
+    except ValueError as e:  # too few samples for the sizes asked
+        raise DigitrecError(f"cannot split {len(labels)} samples ({' '.join(str(e).split())[:200]})") from None
     return np.sort(taken), np.sort(rest)
+
+
+def _check_sizes(data: DigitArrays, name: str) -> None:
+    """Enough images to split into non-empty train, validation and test parts."""
+    n_train, n_test = len(data.train_labels), len(data.test_labels)
+    pooled = n_train + n_test if name == "paper" else n_train
+    if n_train == 0:
+        raise DigitrecError(f"{data.name}: no training images (its train-images file holds 0)")
+    if pooled < MIN_SAMPLES:
+        parts = "train and validation" + (" and test" if name == "paper" else "")
+        raise DigitrecError(f"{data.name}: {pooled} images to split into {parts}; the {name} split needs at least "
+                            f"{MIN_SAMPLES}")
+    if name == "canonical" and n_test == 0:
+        raise DigitrecError(f"{data.name}: no test images (its test-images file holds 0); the canonical split "
+                            "evaluates on them")
 
 
 def stratified_subset(labels: np.ndarray, n: int, seed: int = SPLIT_SEED) -> np.ndarray:
@@ -58,6 +77,7 @@ def make_split(data: DigitArrays, name: str = "paper", limit: int | None = None,
         raise DigitrecError(f"unknown split {name!r}; choose one of: {', '.join(SPLITS)}")
     if limit is not None and limit <= 0:
         raise DigitrecError(f"--limit must be a positive number of training samples, got {limit}")
+    _check_sizes(data, name)
     if name == "paper":
         images = np.concatenate([data.train_images, data.test_images])
         labels = np.concatenate([data.train_labels, data.test_labels])
