@@ -16,65 +16,29 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
 import os
-import platform
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS_PATHSPEC = ":(exclude)benchmarks/results"
 ENVIRONMENT = ("DIGITREC_DATA", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "PYTHONPATH")
 
 
-def _git(*args: str) -> bytes | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout if out.returncode == 0 else None
-
-
-def _from_environment() -> dict[str, Any]:
-    dirty = os.environ.get("DIGITREC_GIT_DIRTY")
-    return {"commit": os.environ["DIGITREC_GIT_COMMIT"], "dirty": None if dirty is None else dirty == "1",
-            "diff_sha256": os.environ.get("DIGITREC_GIT_DIFF_SHA256") or None, "source": "environment"}
-
-
 def source_state() -> dict[str, Any]:
-    """The commit of the code that runs, whether it has uncommitted changes, and their hash."""
-    if os.environ.get("DIGITREC_GIT_COMMIT"):
-        return _from_environment()
-    head = _git("rev-parse", "HEAD")
-    if head is None:
-        return {"commit": None, "dirty": None, "diff_sha256": None, "source": "unknown"}
-    diff = _git("diff", "HEAD", "--binary", "--", ".", RESULTS_PATHSPEC) or b""
-    untracked = (_git("ls-files", "--others", "--exclude-standard", "-z", "--", ".", RESULTS_PATHSPEC) or b"")
-    names = sorted(n for n in untracked.decode().split("\0") if n)
-    digest = hashlib.sha256(diff)
-    for name in names:  # new files count as changes too: their names and contents
-        digest.update(b"\0untracked\0" + name.encode() + b"\0")
-        try:
-            digest.update((ROOT / name).read_bytes())
-        except OSError:
-            pass
-    dirty = bool(diff) or bool(names)
-    return {"commit": head.decode().strip(), "dirty": dirty, "diff_sha256": digest.hexdigest() if dirty else None,
-            "source": "git"}
+    """The commit of the code that runs, whether it has uncommitted changes, and their hash (one implementation,
+    shared with training's own records)."""
+    from digitrec.runinfo import source_state as state
+
+    return {k: v for k, v in state(ROOT).items() if k != "untracked"}
 
 
 def hardware() -> dict[str, Any]:
-    import torch
+    from digitrec.runinfo import hardware as hw
 
-    from digitrec.machine import cpu_model
-
-    return {"cpu": cpu_model(), "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "torch": torch.__version__, "python": platform.python_version()}
+    return {k: v for k, v in hw().items() if k in ("cpu", "cpu_cores", "torch_threads", "gpu", "torch", "python")}
 
 
 def load_average() -> list[float] | None:

@@ -215,10 +215,11 @@ def test_each_row_names_the_commit_its_run_was_trained_at(tiny_compare, tmp_path
                          ("unknown", {})):
         runs[name] = tmp_path / name
         shutil.copytree(out / "runs/mnist-fast", runs[name])
-        history = json.loads((runs[name] / "history.json").read_text())
-        history.pop("provenance", None)
-        history.pop("sessions", None)
-        (runs[name] / "history.json").write_text(json.dumps({**history, **record}))
+        for records in ("history.json", "metrics.json"):  # training writes its sessions into both
+            data = json.loads((runs[name] / records).read_text())
+            data.pop("provenance", None)
+            data.pop("sessions", None)
+            (runs[name] / records).write_text(json.dumps({**data, **record} if records == "history.json" else data))
     expected = {"clean": "a" * 12, "dirty": "b" * 12 + "-dirty, diff sha256 cccccccccccc", "sessions": "1" * 12,
                 "resumed": "mixed: resumed at different code states", "unknown": None}
     for name, commit in expected.items():

@@ -1,13 +1,13 @@
 """What a results file records about where it was measured: command, commit, date, CPU, cores, GPU, torch.
 
-The package's copy of benchmarks/machine.py, so that installed commands (`digitrec compare`) can record it too.
+Installed commands (`digitrec compare`, `sweep`, `report`) record it; benchmarks write the fuller block of
+benchmarks/provenance.py. Both take the source state from runinfo.source_state.
 """
 from __future__ import annotations
 
 import datetime
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,22 +23,10 @@ def cpu_model() -> str:
 
 
 def git_commit() -> str:
-    """Short commit of the source tree (with -dirty for uncommitted changes); outside a checkout (a copy of the tree
-    sent to another machine) 'unknown'. DIGITREC_GIT_COMMIT, when set, names it instead: a copy of the tree may
-    travel with stale git metadata."""
-    if os.environ.get("DIGITREC_GIT_COMMIT"):
-        return os.environ["DIGITREC_GIT_COMMIT"]
-    here = Path(__file__).parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=here,
-                             timeout=10)
-        if out.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=here, timeout=10).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    """Short commit of the source tree, with the diff's hash when it has uncommitted changes (runinfo.source_state)."""
+    from .runinfo import short_state
+
+    return short_state()
 
 
 def machine_info() -> dict:
