@@ -71,7 +71,7 @@ def parse_param(text: str) -> tuple[str, list[Any]]:
 
 
 @dataclasses.dataclass
-class Run:
+class PlannedRun:
     name: str
     values: dict[str, Any]  # the swept parameters (seed included)
     argv: list[str]  # `digitrec train` arguments, --out excepted
@@ -94,7 +94,7 @@ def _slug(name: str, value: Any) -> str:
 
 
 def plan(train_argv: list[str], base: TrainConfig, seeds: list[int],
-         params: list[tuple[str, list[Any]]]) -> list[Run]:
+         params: list[tuple[str, list[Any]]]) -> list[PlannedRun]:
     """One run per (parameter values × seed); every combination is validated before anything starts."""
     names = [n for n, _ in params]
     if len(set(names)) != len(names):
@@ -114,7 +114,7 @@ def plan(train_argv: list[str], base: TrainConfig, seeds: list[int],
         extra = [a for k, v in values.items() for a in flag_args(k, v)]
         for seed in seeds:
             name = "-".join([_slug(k, v) for k, v in values.items()] + [f"seed{seed}"])
-            runs.append(Run(name, {**values, "seed": seed}, [*train_argv, *extra, "--seed", str(seed)]))
+            runs.append(PlannedRun(name, {**values, "seed": seed}, [*train_argv, *extra, "--seed", str(seed)]))
     return runs
 
 
@@ -130,7 +130,7 @@ def _resources(base: TrainConfig, jobs: int) -> tuple[list[dict[str, str]], list
     return [{} for _ in range(jobs)], extra
 
 
-def sweep(runs: list[Run], base: TrainConfig, out: str | os.PathLike, jobs: int = 1,
+def sweep(runs: list[PlannedRun], base: TrainConfig, out: str | os.PathLike, jobs: int = 1,
           log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every run not finished yet, `jobs` at a time; write and return the summary."""
     from .data import load
@@ -148,7 +148,7 @@ def sweep(runs: list[Run], base: TrainConfig, out: str | os.PathLike, jobs: int 
         f" → {out}/runs/")
     results: dict[str, dict[str, Any]] = {}
 
-    def one(run: Run) -> None:
+    def one(run: PlannedRun) -> None:
         run_dir = out / "runs" / run.name
         run_dir.mkdir(parents=True, exist_ok=True)
         env = slots.get()
@@ -172,7 +172,7 @@ def sweep(runs: list[Run], base: TrainConfig, out: str | os.PathLike, jobs: int 
     return write_summary(runs, out, results)
 
 
-def write_summary(runs: list[Run], out: Path, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def write_summary(runs: list[PlannedRun], out: Path, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     import json
 
     from .machine import machine_info

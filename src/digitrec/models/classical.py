@@ -2,7 +2,7 @@
 
 They are not nn.Modules, so they live in their own small registry; `digitrec compare` dispatches on it.
 Input: uint8 N×28×28 images (or N×784); the first step flattens and scales pixels to 0–1.
-Choices (measured on MNIST, paper split; see benchmarks/results/compare-mnist.md):
+Choices (Table 1's numbers for them come from `python -m benchmarks.table1`, recorded in benchmarks/results/):
 - both use PCA to 50 dimensions (not whitened: whitening blows up the noisy low-variance directions,
   which hurts an RBF kernel and Euclidean neighbours alike), fitted on the training images only;
 - svm: RBF SVC, C=10, gamma='scale' (1 / (n_features · X.var())), one-vs-one as libsvm does it;
