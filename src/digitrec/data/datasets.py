@@ -1,6 +1,8 @@
 """Datasets: find the files (flag → $DIGITREC_DATA → user cache → bundled), download what is missing, load upright.
 
 `load("mnist" | "emnist-digits" | "idx:DIR")` returns the official train and test arrays as uint8 numpy.
+`load("mnist+fonts")` (any BASE+fonts): BASE's training set plus a third as many digits rendered from handwriting
+fonts (data/fonts.py: the styles MNIST lacks); the test set stays BASE's official one.
 `MNIST(root, train=True, download=False)` and friends give the torchvision-style Dataset view of the same data.
 """
 from __future__ import annotations
@@ -28,8 +30,12 @@ def cache_root() -> Path:
     return Path(base) / "digitrec"
 
 
+EXTRA_SUFFIX = "+fonts"
+FONT_SEED = 0  # fixed: every run on BASE+fonts trains on the same rendered digits
+
+
 def dataset_names() -> list[str]:
-    return list(SOURCES) + ["idx:DIR"]
+    return list(SOURCES) + [f"{name}{EXTRA_SUFFIX}" for name in SOURCES] + ["idx:DIR"]
 
 
 @dataclass(frozen=True)
@@ -123,8 +129,21 @@ def locate(name: str, data_dir: str | os.PathLike | None = None, download: bool 
     return src, target
 
 
+def _with_fonts(name: str, data_dir: str | None, download: bool) -> DigitArrays:
+    """BASE+fonts: BASE's arrays with rendered handwriting-font digits appended to the training set."""
+    from .fonts import render_digits  # fonts and their rendering only when asked for
+
+    base = _load_cached(name[:-len(EXTRA_SUFFIX)], data_dir, download)
+    images, labels = render_digits(len(base.train_labels) // 3, seed=FONT_SEED)
+    return DigitArrays(name, np.concatenate([base.train_images, images]),
+                       np.concatenate([base.train_labels, labels]), base.test_images, base.test_labels,
+                       location=f"{base.location} + {len(labels)} font digits", num_classes=base.num_classes)
+
+
 @lru_cache(maxsize=8)
 def _load_cached(name: str, data_dir: str | None, download: bool) -> DigitArrays:
+    if name.endswith(EXTRA_SUFFIX):
+        return _with_fonts(name, data_dir, download)
     src, folder = locate(name, data_dir, download)
     parts = []
     num_classes = src.num_classes
