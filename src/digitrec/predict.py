@@ -67,10 +67,17 @@ class Predictor:
         return self.predict_proba(images).argmax(axis=1)
 
 
-def load_predictor(path: str | os.PathLike, device: str = "cpu"):
-    """A Predictor for a digitrec checkpoint (.pt) or an exported ONNX model (.onnx, run by ONNX Runtime)."""
+def load_predictor(path: str | os.PathLike, device: str = "cpu", threads: int | None = None):
+    """A Predictor for a digitrec checkpoint (.pt) or an exported ONNX model (.onnx, run by ONNX Runtime).
+    threads: CPU threads for the model (torch's setting is process-wide); None leaves the library's default."""
+    if threads is not None and threads < 1:
+        from .errors import DigitrecError
+
+        raise DigitrecError(f"threads must be ≥ 1, got {threads}")
     if str(path).endswith(".onnx"):
         from .onnx_predictor import OnnxPredictor  # needs only onnxruntime, not torch training code
 
-        return OnnxPredictor(path)
+        return OnnxPredictor(path, threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     return Predictor(path, device)

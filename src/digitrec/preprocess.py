@@ -20,6 +20,9 @@ __all__ = ["FORMATS", "MAX_PIXELS", "WORK_SIDE", "DigitCrop", "open_image", "loa
            "mnist_form", "otsu_threshold"]
 MAX_COMPONENTS = 256  # pieces of ink looked at, the largest first: a dot grid or a page of text has thousands
 MAX_DIGITS = 64  # digits read from one image
+# lighting: a grey opening 1/6 of the image wide, smoothed over half that (chosen on one half of the real
+# development set among 1/4, 1/6, 1/8 and smoothing 1 or 0.5 of the window; the other half confirmed it)
+BG_WINDOW, BG_SMOOTH = 6, 0.5
 
 
 @dataclass
@@ -111,8 +114,9 @@ def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     dark = _dark_ink(small)
     if dark:
         a, small = 1.0 - a, 1.0 - small
-    k = max(3, round(max(small.shape) / 4))
-    bg = ndimage.uniform_filter(ndimage.grey_opening(small, size=(k, k)), size=k, mode="nearest")
+    k = max(3, round(max(small.shape) / BG_WINDOW))
+    bg = ndimage.grey_opening(small, size=(k, k))
+    bg = ndimage.uniform_filter(bg, size=max(1, round(k * BG_SMOOTH)), mode="nearest")
     uneven = np.percentile(bg, 95) - np.percentile(bg, 5) >= 0.08
     if not uneven:  # evenly lit: a constant level is the safer estimate
         bg = np.full_like(a, float(np.median(small)))
