@@ -74,53 +74,71 @@ def _weight(s: Shape, shape: tuple[int, int], photo: bool) -> float:
     return 0.0 if photo and (s.h > 0.6 * H or s.w > 0.6 * W) else 0.25
 
 
-def _neighbour_gap(s: Shape, m: Shape) -> float | None:
-    """How far s lies beside m along the line, when it sits on m's rows and is not much taller; else None."""
-    rows = min(s.box[1], m.box[1]) - max(s.box[0], m.box[0])
-    gap = max(s.box[2] - m.box[3], m.box[2] - s.box[3], 0)
-    if s.h <= 3.0 * m.h and rows >= 0.4 * min(s.h, m.h) and gap <= 2.5 * max(s.h, m.h):
-        return gap
-    return None
+def _boxes(shapes: list[Shape]) -> tuple[np.ndarray, ...]:
+    b = np.array([s.box for s in shapes], np.float64).reshape(-1, 4)
+    return b[:, 0], b[:, 1], b[:, 2], b[:, 3]
 
 
-def _follow_line(shapes: list[Shape], seed: Shape) -> list[Shape]:
-    """The seed and its neighbours that sit on its rows, added nearest first, one by one."""
-    line, others = [seed], [s for s in shapes if s is not seed]
-    while others:
-        gaps = [(g, i) for i, s in enumerate(others) for m in line if (g := _neighbour_gap(s, m)) is not None]
-        if not gaps:
-            break
-        line.append(others.pop(min(gaps)[1]))
-    return sorted(line, key=lambda s: s.box[2])
+def _neighbour_gaps(shapes: list[Shape]) -> np.ndarray:
+    """k×k: how far shape i lies beside shape j along the line (inf unless i sits on j's rows, overlapping at least
+    40 % of the lower one's height, is at most 3× taller, and is no further than 2.5 heights away)."""
+    y0, y1, x0, x1 = _boxes(shapes)
+    h = y1 - y0
+    rows = np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None])
+    gap = np.maximum(np.maximum(x0[:, None] - x1[None], x0[None] - x1[:, None]), 0)
+    ok = (h[:, None] <= 3.0 * h[None]) & (rows >= 0.4 * np.minimum(h[:, None], h[None]))
+    ok &= gap <= 2.5 * np.maximum(h[:, None], h[None])
+    return np.where(ok, gap, np.inf)
+
+
+def _follow_line(gaps: np.ndarray, seed: int) -> list[int]:
+    """The seed and its neighbours that sit on its rows, added nearest first, one by one (indices)."""
+    member = np.zeros(len(gaps), bool)
+    member[seed] = True
+    nearest = gaps[:, seed].copy()
+    line = [seed]
+    while True:
+        nearest[member] = np.inf
+        j = int(np.argmin(nearest))
+        if not np.isfinite(nearest[j]):
+            return line
+        member[j] = True
+        line.append(j)
+        nearest = np.minimum(nearest, gaps[:, j])
 
 
 def _best_line(shapes: list[Shape], shape: tuple[int, int], photo: bool, seeds: int = 8) -> list[Shape]:
     """The line of writing: grown from each of the largest shapes, the one with the most ink (weighted by
     _weight, so a shadow's edge does not win over the number)."""
-    best, best_score = None, -1.0
-    for seed in sorted(shapes, key=lambda s: -s.area)[:seeds]:
-        line = _follow_line(shapes, seed)
-        score = sum(s.area * _weight(s, shape, photo) for s in line)
+    gaps = _neighbour_gaps(shapes)
+    weight = np.array([_weight(s, shape, photo) for s in shapes])
+    area = np.array([s.area for s in shapes], np.float64)
+    best, best_score = [], -1.0
+    for seed in np.argsort(-area, kind="stable")[:seeds]:
+        line = _follow_line(gaps, int(seed))
+        score = float((area[line] * weight[line]).sum())
         if score > best_score:
             best, best_score = line, score
-    return [s for s in best if _weight(s, shape, photo) > 0] or best
+    kept = [i for i in best if weight[i] > 0] or best
+    return sorted((shapes[i] for i in kept), key=lambda s: s.box[2])
 
 
 def _attach_fragments(shapes: list[Shape], line_h: float) -> list[Shape]:
     """A short shape right next to a taller one is part of it (an open 4's stem, a 6's loose top, a 5's cap)."""
     shapes = sorted(shapes, key=lambda s: s.box[2])
-    changed = True
-    while changed and len(shapes) > 1:
-        changed = False
-        for i, s in enumerate(shapes):
-            gaps = [(max(s.box[2] - o.box[3], o.box[2] - s.box[3], 0), j) for j, o in enumerate(shapes) if j != i]
-            gap, j = min(gaps)
-            near_h = shapes[j].h
-            if s.h < 0.6 * min(line_h, near_h) and gap <= 0.15 * near_h:
-                merged = _union(s, shapes[j])
-                shapes = sorted([o for k, o in enumerate(shapes) if k not in (i, j)] + [merged], key=lambda o: o.box[2])
-                changed = True
-                break
+    while len(shapes) > 1:
+        y0, y1, x0, x1 = _boxes(shapes)
+        h = y1 - y0
+        gap = np.maximum(np.maximum(x0[:, None] - x1[None], x0[None] - x1[:, None]), 0)
+        np.fill_diagonal(gap, np.inf)
+        j = np.argmin(gap, axis=1)  # each shape's nearest neighbour along the line
+        near_h = h[j]
+        short = (h < 0.6 * np.minimum(line_h, near_h)) & (gap[np.arange(len(h)), j] <= 0.15 * near_h)
+        if not short.any():
+            break
+        i = int(np.argmax(short))
+        merged = _union(shapes[i], shapes[j[i]])
+        shapes = sorted([o for k, o in enumerate(shapes) if k not in (i, j[i])] + [merged], key=lambda o: o.box[2])
     return shapes
 
 
