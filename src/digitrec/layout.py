@@ -1,9 +1,9 @@
 """The line of digits in an ink mask: pieces of one digit joined, the page's edges and stray marks left out, touching
 digits cut apart.
 
-    line_pieces(mask) → [(piece mask within its box, (y0, y1, x0, x1)), ...] left to right
+    line_pieces(labels, pieces) → [(piece mask within its box, (y0, y1, x0, x1)), ...] left to right
 
-1. Pieces of ink (preprocess.components: the largest MAX_COMPONENTS, specks dropped) that share most of their
+1. Pieces of ink (preprocess.ink_pieces: the largest MAX_COMPONENTS, specks dropped) that share most of their
    columns and nearly touch are one digit (a 5's cap, a 4 drawn in two strokes).
 2. Shapes that run off the image and span most of it (a page edge, a shadow, the table) are background, when
    anything else is there.
@@ -21,8 +21,6 @@ import numpy as np
 from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
-
-from .preprocess import components
 
 
 @dataclass
@@ -183,15 +181,15 @@ def _tight(piece: np.ndarray, y0: int, x0: int) -> tuple[np.ndarray, tuple[int, 
     return piece[a:b, c:d], (y0 + a, y0 + b, x0 + c, x0 + d)
 
 
-def line_pieces(mask: np.ndarray, photo: bool = True,
+def line_pieces(labels: np.ndarray, pieces: list[tuple], photo: bool = True,
                 whole: bool = False) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
-    """The digits of the image's line of writing, left to right: (mask within box, box = (y0, y1, x0, x1)).
+    """The digits of the image's line of writing, left to right: (mask within box, box = (y0, y1, x0, x1)), from
+    preprocess.ink_pieces' labels and pieces.
     `photo`: the image is unevenly lit (a page's edges and shadows may be in it). With whole=True, the line's ink
     as one piece (a single-digit image: everything written is the digit)."""
-    labels, pieces = components(mask)
     if not pieces:
         return []
-    line = _best_line(_stacked(pieces), mask.shape, photo)
+    line = _best_line(_stacked(pieces), labels.shape, photo)
     line_h = float(np.median([s.h for s in line]))
     line = _attach_fragments(line, line_h)
     tallest = max(s.h for s in line)

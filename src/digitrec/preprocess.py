@@ -2,8 +2,8 @@
 
 This is how MNIST itself was made (size-normalised to a 20×20 box, anti-aliased, centred by centre of mass in 28×28).
 The path: open (imagefile.py: formats, limits, reduced decoding) → ink map (polarity, lighting, noise) → ink mask
-(hysteresis threshold) → pieces of ink (connected components, at most MAX_COMPONENTS) → the line of digits
-(segment.py: grouping, cutting touching digits) → one MNIST-form crop per digit. Every step works on at most
+(hysteresis threshold) → pieces of ink (labelled once, at most MAX_COMPONENTS) → the line of digits
+(layout.py: grouping, cutting touching digits) → one MNIST-form crop per digit. Every step works on at most
 WORK_SIDE² pixels and a bounded number of pieces, so no image costs more than a fixed amount of time and memory.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 from scipy import ndimage
 
 from .imagefile import FORMATS, MAX_PIXELS, WORK_SIDE, Source, open_reduced
@@ -81,18 +81,36 @@ def _resize_float(a: np.ndarray, size: tuple[int, int], resample=Image.Resamplin
 
 
 def _dark_ink(small: np.ndarray) -> bool:
-    """Polarity: the paper (or canvas) is the image's most common level, and ink departs from it one way.
+    """Polarity: ink departs from the paper (or canvas) one way — darker on paper, lighter on a black canvas —
+    more than lighting and texture do.
 
-    Measured against the whole image's median, not a local one: a stroke wider than a local window would pass for
-    the background there, and the loops of a thick digit for its ink.
+    The paper's level is a median over a third of the image (at 32 px: cheap): wide enough that the strokes of a
+    thick marker do not pass for the background (and the paper in a digit's loops for its ink), local enough that
+    a lighting gradient across the page does not pass for ink.
     """
-    level = float(np.median(small))
-    return np.maximum(level - small - 0.05, 0).sum() > np.maximum(small - level - 0.05, 0).sum()
+    h, w = small.shape
+    g = max(1, round(max(h, w) / 32))
+    tiny = _resize_float(small, (max(1, w // g), max(1, h // g)), Image.Resampling.BOX) if g > 1 else small
+    level = ndimage.median_filter(tiny, size=max(3, round(max(tiny.shape) / 3)), mode="nearest")
+    residual = small - (_resize_float(level, (w, h)) if g > 1 else level)
+    return np.maximum(-residual - 0.05, 0).sum() > np.maximum(residual - 0.05, 0).sum()
 
 
 def ink_map(gray: np.ndarray) -> np.ndarray:
     """Float 0–1 map of ink contrast over a flat black background, whatever the polarity, lighting or noise."""
     return ink_and_lighting(gray)[0]
+
+
+def _denoise(gray: np.ndarray) -> np.ndarray:
+    """A 3×3 median for noisy photos (Pillow's, on uint8: fast); a clean drawing is left alone, since the median
+    would erase its 1-px lines. Noise is estimated from neighbour differences (robustly: strokes are few)."""
+    if min(gray.shape) < 3:
+        return gray
+    diffs = np.abs(np.diff(gray[::2].astype(np.int16), axis=1))
+    noise = 1.4826 * float(np.median(diffs)) / np.sqrt(2) / 255.0
+    if noise <= 0.01:
+        return gray
+    return np.asarray(Image.fromarray(gray).filter(ImageFilter.MedianFilter(3)))
 
 
 def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -101,13 +119,7 @@ def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     Uneven lighting: the background is estimated by a grey opening much wider than any stroke (at ≤ ~128 px, then
     smoothed and upsampled) and removed — divided out for dark ink on paper (a photo is reflectance × light).
     """
-    a = gray.astype(np.float32) / 255.0
-    if min(a.shape) >= 3:
-        # sensor noise, estimated from neighbour differences (robustly: strokes are few); a clean drawing skips
-        # the median filter, which would erase its 1-px lines
-        noise = 1.4826 * float(np.median(np.abs(np.diff(a[::2], axis=1)))) / np.sqrt(2)
-        if noise > 0.01:
-            a = ndimage.median_filter(a, size=3)
+    a = _denoise(np.ascontiguousarray(gray, dtype=np.uint8)).astype(np.float32) * (1 / 255.0)
     h, w = a.shape
     f = max(1, round(max(h, w) / 128))  # background at ≤ ~128 px: cheap, and noise is averaged away
     small = _resize_float(a, (max(1, w // f), max(1, h // f)), Image.Resampling.BOX) if f > 1 else a
@@ -119,52 +131,51 @@ def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     bg = ndimage.uniform_filter(bg, size=max(1, round(k * BG_SMOOTH)), mode="nearest")
     uneven = np.percentile(bg, 95) - np.percentile(bg, 5) >= 0.08
     if not uneven:  # evenly lit: a constant level is the safer estimate
-        bg = np.full_like(a, float(np.median(small)))
-    elif f > 1:
-        bg = _resize_float(bg, (w, h))
-    ink = a - bg
-    if dark:  # reflectance: (I_bg - I) / I_bg, so a shadow does not hide the ink in it
-        ink = ink / np.maximum(1.0 - bg, 0.05)
-    return np.clip(ink, 0.0, 1.0), bool(uneven)
+        ink = a - float(np.median(small))
+    else:
+        bg = _resize_float(bg, (w, h)) if f > 1 else bg
+        ink = a - bg
+        if dark:  # reflectance: (I_bg - I) / I_bg, so a shadow does not hide the ink in it
+            ink /= np.maximum(1.0 - bg, 0.05)
+    return np.clip(ink, 0.0, 1.0, out=ink), bool(uneven)
 
 
-def ink_mask(ink: np.ndarray) -> np.ndarray | None:
-    """Hysteresis threshold of the ink map: pieces above half of Otsu's level that reach Otsu's level (kept between
-    20 % and 60 % of the peak), so a stroke that fades (pencil, a soft brush) stays whole. None when there is no ink."""
-    peak = float(ink.max())
+def ink_pieces(ink: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
+    """The pieces of ink: a hysteresis threshold (pieces above half of Otsu's level that reach Otsu's level, kept
+    between 20 % and 60 % of the peak, so a stroke that fades — pencil, a soft brush — stays whole), labelled
+    once. Returns (labels, [(label id, area, (y0, y1, x0, x1)), ...]): the largest MAX_COMPONENTS pieces at most,
+    largest first, specks dropped; ([], []) shaped alike when the image holds no ink."""
+    peak = float(ink.max()) if ink.size else 0.0
     if peak < 0.08:  # nothing darker (or lighter) than the paper by more than noise
-        return None
-    high = min(max(otsu_threshold(ink[ink > 0.02 * peak]), 0.2 * peak), 0.6 * peak)
-    low = ink > 0.5 * high
-    labels, n = ndimage.label(low, structure=np.ones((3, 3)))
-    strong = np.zeros(n + 1, bool)
-    strong[np.unique(labels[ink > high])] = True
-    strong[0] = False
-    return strong[labels]
-
-
-def components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
-    """Labelled mask and its pieces of ink, the largest MAX_COMPONENTS at most, specks dropped:
-    [(label id, area, (y0, y1, x0, x1)), ...]."""
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-    if n == 0:
-        return labels, []
-    areas = np.bincount(labels.ravel())[1:]
+        return np.zeros(ink.shape, np.int32), []
+    sample = ink[::2, ::2] if ink.size > 250_000 else ink  # Otsu's level from a quarter of a big image
+    high = min(max(otsu_threshold(sample[sample > 0.02 * peak]), 0.2 * peak), 0.6 * peak)
+    labels, n = ndimage.label(ink > 0.5 * high, structure=np.ones((3, 3)))
+    strong = np.bincount(labels[ink > high], minlength=n + 1) > 0
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    areas[0] = 0
+    areas[~strong] = 0
     order = np.argsort(-areas, kind="stable")[:MAX_COMPONENTS]
-    slices = ndimage.find_objects(labels)
-    boxes = {int(i): (slices[i][0].start, slices[i][0].stop, slices[i][1].start, slices[i][1].stop) for i in order}
-    h, w = mask.shape
-    inside = [i for i in order if 0 < boxes[i][0] and boxes[i][1] < h and 0 < boxes[i][2] and boxes[i][3] < w]
+    order = order[areas[order] > 0]
+    lut = np.zeros(n + 1, np.int32)
+    lut[order] = np.arange(1, len(order) + 1)
+    labels = lut[labels]  # only the kept pieces, numbered 1.. by size
+    slices = ndimage.find_objects(labels, max_label=len(order))
+    boxes = [(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in slices]
+    sizes = areas[order]
+    h, w = ink.shape
+    inside = [i for i, b in enumerate(boxes) if 0 < b[0] and b[1] < h and 0 < b[2] and b[3] < w]
     # specks: small against the largest piece — not counting what runs off the image (a shadow, the table)
-    floor = max(6, 0.02 * areas[inside[0] if inside else order[0]])
-    return labels, [(int(i) + 1, int(areas[i]), boxes[int(i)]) for i in order if areas[i] >= floor]
+    floor = max(6, 0.02 * sizes[inside[0] if inside else 0]) if len(order) else 6
+    return labels, [(i + 1, int(sizes[i]), boxes[i]) for i in range(len(order)) if sizes[i] >= floor]
 
 
 def stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width of a binary shape: area over half the boundary length (2·A/P for long thin strokes)."""
-    inner = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(2, 1))
-    boundary = int(mask.sum() - inner.sum())
-    return 2.0 * mask.sum() / max(boundary, 1)
+    m = np.pad(mask, 1)
+    inner = m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
+    area = int(mask.sum())
+    return 2.0 * area / max(area - int(inner.sum()), 1)
 
 
 def digit_form(ink: np.ndarray, piece: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -175,7 +186,7 @@ def digit_form(ink: np.ndarray, piece: np.ndarray, box: tuple[int, int, int, int
     Y0, Y1, X0, X1 = max(0, y0 - p), min(ink.shape[0], y1 + p), max(0, x0 - p), min(ink.shape[1], x1 + p)
     m = np.zeros((Y1 - Y0, X1 - X0), bool)
     m[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = piece
-    near = ndimage.binary_dilation(m, iterations=p)
+    near = ndimage.maximum_filter(m, size=2 * p + 1)
     crop = np.where(near, ink[Y0:Y1, X0:X1], 0.0)
     crop = np.clip(crop / max(float(np.percentile(crop[m], 90)), 1e-3), 0, 1)  # pen or pencil: strokes saturate
     # MNIST strokes are ~2.5 px in a 20 px digit (0.12 of its size); a fine pen on a big photo would fade to grey
@@ -189,10 +200,11 @@ def digit_form(ink: np.ndarray, piece: np.ndarray, box: tuple[int, int, int, int
 
 
 def prepare(source: Source, name: str | None = None, max_pixels: int = MAX_PIXELS):
-    """(ink map, ink mask or None, whether it is a photo (uneven light), (sx, sy): work pixels → original's)."""
+    """(ink map, (labels, pieces) of ink_pieces, whether it is a photo (uneven light), (sx, sy): work pixels →
+    the original's pixels) of one image."""
     work, full = open_reduced(source, name, max_pixels)
     ink, photo = ink_and_lighting(np.asarray(work))
-    return ink, ink_mask(ink), photo, (full[0] / work.width, full[1] / work.height)
+    return ink, ink_pieces(ink), photo, (full[0] / work.width, full[1] / work.height)
 
 
 def load_digit(source: Source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -200,8 +212,8 @@ def load_digit(source: Source, name: str | None = None, max_pixels: int = MAX_PI
     all zeros when the image holds no ink)."""
     from .layout import line_pieces
 
-    ink, mask, photo, _ = prepare(source, name, max_pixels)
-    piece = line_pieces(mask, photo, whole=True) if mask is not None else []
+    ink, (labels, pieces), photo, _ = prepare(source, name, max_pixels)
+    piece = line_pieces(labels, pieces, photo, whole=True)
     return digit_form(ink, *piece[0]) if piece else np.zeros((28, 28), dtype=np.float32)
 
 
@@ -209,11 +221,9 @@ def segment(image: Source, name: str | None = None, max_pixels: int = MAX_PIXELS
     """A line of handwritten digits → one DigitCrop per digit, left to right (an empty list when there is no ink)."""
     from .layout import line_pieces
 
-    ink, mask, photo, (sx, sy) = prepare(image, name, max_pixels)
-    if mask is None:
-        return []
+    ink, (labels, pieces), photo, (sx, sy) = prepare(image, name, max_pixels)
     crops = []
-    for piece, (y0, y1, x0, x1) in line_pieces(mask, photo)[:MAX_DIGITS]:
+    for piece, (y0, y1, x0, x1) in line_pieces(labels, pieces, photo)[:MAX_DIGITS]:
         box = (int(x0 * sx), int(y0 * sy), max(1, int(round((x1 - x0) * sx))), max(1, int(round((y1 - y0) * sy))))
         crops.append(DigitCrop(digit_form(ink, piece, (y0, y1, x0, x1)), box))
     crops.sort(key=lambda c: c.box[0] + c.box[2] / 2)
