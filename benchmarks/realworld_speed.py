@@ -113,16 +113,20 @@ def growth_cases() -> dict[str, bytes]:
 
 
 MEMORY_SCRIPT = """
-import resource, sys, numpy as np, io
+import sys, io
 from PIL import Image
 from digitrec.reader import Reader
 reader = Reader(threads=1)
-small = io.BytesIO(); Image.new('L', (300, 300), 255).save(small, 'PNG'); reader.read(small.getvalue())
+reader.read(Image.new('L', (300, 300), 255))
 data = open(sys.argv[1], 'rb').read()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def status(key):
+    for line in open('/proc/self/status'):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+open('/proc/self/clear_refs', 'w').write('5')  # Linux: reset the peak (VmHWM) to the current size
+before = status('VmRSS:')
 reader.read(data)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((after - before) / 1024)
+print(status('VmHWM:') - before)
 """
 
 

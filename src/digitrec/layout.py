@@ -189,7 +189,9 @@ def line_pieces(labels: np.ndarray, pieces: list[tuple], photo: bool = True,
     as one piece (a single-digit image: everything written is the digit)."""
     if not pieces:
         return []
-    line = _best_line(_stacked(pieces), labels.shape, photo)
+    # a photo's background shapes (weight 0: a shadow's edge across the page) are never a digit's other half
+    ink = [p for p in pieces if _weight(Shape([p[0]], p[2], p[1]), labels.shape, photo) > 0]
+    line = _best_line(_stacked(ink or pieces), labels.shape, photo)
     line_h = float(np.median([s.h for s in line]))
     line = _attach_fragments(line, line_h)
     tallest = max(s.h for s in line)

@@ -167,23 +167,36 @@ def mnist_form_batch(x: torch.Tensor, threshold: float = 0.2) -> torch.Tensor:
     return F.avg_pool2d(F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False), 2)
 
 
-def render_digits(n: int, seed: int = 0, fonts: str | None = None, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """n digits drawn from the handwriting fonts, balanced over digits: uint8 N×28×28 (MNIST form) and labels."""
-    glyphs, labels = base_glyphs(tuple(font_files(fonts)))
+def vary(glyphs: np.ndarray, labels: np.ndarray, n: int, seed: int = 0,
+         batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """n variations of base glyphs (float K×64×64), balanced over digits: each a glyph of its digit drawn at
+    random, distorted, its pen changed, brought to MNIST form. uint8 N×28×28 and labels."""
     gen = torch.Generator().manual_seed(seed)
     base = torch.from_numpy(glyphs).unsqueeze(1)
-    by_digit = [np.flatnonzero(labels == d) for d in range(10)]
     want = np.arange(n) % 10
     idx = np.zeros(n, np.int64)
     rng = np.random.default_rng(seed)
     for d in range(10):
-        idx[want == d] = rng.choice(by_digit[d], size=int((want == d).sum()))
+        idx[want == d] = rng.choice(np.flatnonzero(labels == d), size=int((want == d).sum()))
     out = []
     for i in range(0, n, batch):
         x = base[torch.from_numpy(idx[i:i + batch])]
-        x = _pen(_distort(x, gen), gen)
-        x = mnist_form_batch(x)
+        x = mnist_form_batch(_pen(_distort(x, gen), gen))
         x = x / x.amax((2, 3), keepdim=True).clamp(min=1e-6)
         out.append((x.clamp(0, 1) * 255).round().to(torch.uint8)[:, 0])
     images = torch.cat(out).numpy() if out else np.zeros((0, 28, 28), np.uint8)
     return images, labels[idx]
+
+
+def render_digits(n: int, seed: int = 0, fonts: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """n digits drawn from the handwriting fonts, balanced over digits: uint8 N×28×28 (MNIST form) and labels."""
+    glyphs, labels = base_glyphs(tuple(font_files(fonts)))
+    return vary(glyphs, labels, n, seed)
+
+
+def render_strokes(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n digits drawn from stroke skeletons of many allographs (data/strokes.py), balanced over digits."""
+    from .strokes import stroke_glyphs
+
+    glyphs, labels, _ = stroke_glyphs(seed)
+    return vary(glyphs, labels, n, seed + 1)
