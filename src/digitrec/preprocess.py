@@ -91,7 +91,8 @@ def _dark_ink(small: np.ndarray) -> bool:
     h, w = small.shape
     g = max(1, round(max(h, w) / 32))
     tiny = _resize_float(small, (max(1, w // g), max(1, h // g)), Image.Resampling.BOX) if g > 1 else small
-    level = ndimage.median_filter(tiny, size=max(3, round(max(tiny.shape) / 3)), mode="nearest")
+    k = max(3, round(max(tiny.shape) / 3))  # a separable median (rows, then columns): ~k times cheaper, as robust
+    level = ndimage.median_filter(ndimage.median_filter(tiny, size=(1, k), mode="nearest"), size=(k, 1), mode="nearest")
     residual = small - (_resize_float(level, (w, h)) if g > 1 else level)
     return np.maximum(-residual - 0.05, 0).sum() > np.maximum(residual - 0.05, 0).sum()
 

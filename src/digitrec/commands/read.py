@@ -35,17 +35,17 @@ def register(sub) -> None:
 
 def split_model(paths: list[str]) -> tuple[Path, list[str]]:
     """(model path, image arguments) from the positional arguments."""
-    from ..reader import default_model_path
+    from ..reader import reader_model_path
 
     first = paths[0]
     if first == "default":
-        model, images = default_model_path(), paths[1:]
+        model, images = reader_model_path(), paths[1:]
     elif first.endswith(MODEL_SUFFIXES):
         model, images = Path(first), paths[1:]
     elif Path(first).is_dir() and (Path(first) / "model.pt").is_file():
         model, images = Path(first) / "model.pt", paths[1:]
     else:
-        model, images = default_model_path(), paths
+        model, images = reader_model_path(), paths
     if not images:
         raise DigitrecError(f"read: no image files given after the model {first}")
     return model, images
