@@ -190,8 +190,11 @@ def line_pieces(labels: np.ndarray, pieces: list[tuple], photo: bool = True,
     if not pieces:
         return []
     # a photo's background shapes (weight 0: a shadow's edge across the page) are never a digit's other half
-    ink = [p for p in pieces if _weight(Shape([p[0]], p[2], p[1]), labels.shape, photo) > 0]
-    line = _best_line(_stacked(ink or pieces), labels.shape, photo)
+    ink = [p for p in pieces if _weight(Shape([p[0]], p[2], p[1]), labels.shape, photo) > 0] or pieces
+    if len(ink) == 1:  # one piece of ink (most drawings): it is the line
+        line = [Shape([ink[0][0]], ink[0][2], ink[0][1])]
+    else:
+        line = _best_line(_stacked(ink), labels.shape, photo)
     line_h = float(np.median([s.h for s in line]))
     line = _attach_fragments(line, line_h)
     tallest = max(s.h for s in line)

@@ -130,7 +130,8 @@ def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     k = max(3, round(max(small.shape) / BG_WINDOW))
     bg = ndimage.grey_opening(small, size=(k, k))
     bg = ndimage.uniform_filter(bg, size=max(1, round(k * BG_SMOOTH)), mode="nearest")
-    uneven = np.percentile(bg, 95) - np.percentile(bg, 5) >= 0.08
+    lo, hi = np.percentile(bg, [5, 95])
+    uneven = hi - lo >= 0.08
     if not uneven:  # evenly lit: a constant level is the safer estimate
         ink = a - float(np.median(small))
     else:
