@@ -165,7 +165,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--data", default=str(default_data), help="folder with labels.csv and images/")
     ap.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                     help="another model to compare (repeatable); the bundled model is always first")
-    ap.add_argument("--peers", default="tesseract-psm6,tesseract-psm7,tesseract-psm8,tesseract-psm10,easyocr,easyocr-rec",
+    ap.add_argument("--peers", default="tesseract-psm7,tesseract-psm10,easyocr,easyocr-rec,rapidocr",
                     help="comma-separated peers ('' for none): tesseract-psmN, easyocr, easyocr-rec, rapidocr")
     ap.add_argument("--causes", default=None, metavar="FILE.json", help="failure causes judged by eye")
     ap.add_argument("--crops", default=None, metavar="DIR", help="save each failure's crops here")

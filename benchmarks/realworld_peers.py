@@ -5,13 +5,14 @@ digitrec dependencies): Debian `tesseract-ocr`, PyPI `easyocr` + `easyocr-en-off
 no download) and `rapidocr`. A peer that is not installed is reported as such, not skipped silently.
 
 - tesseract-psmN: `tesseract IMAGE stdout --psm N -c tessedit_char_whitelist=0123456789` (N: 6 block, 7 line,
-  8 word, 10 single character).
+  8 word, 10 single character), one thread, 30 s at most per image (a timeout counts as a miss).
 - easyocr: the full pipeline (text detector + recogniser), digits allowlist.
 - easyocr-rec: its recogniser alone, given the whole image as one text box.
 - rapidocr: the full pipeline (PP-OCR detector + recogniser); non-digits dropped from its text.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 DIGITS = "0123456789"
+TESSERACT_TIMEOUT_S = 30
 
 
 def _digits(text: str) -> str:
@@ -41,8 +43,12 @@ def tesseract(psm: int) -> Callable[[str], str]:
         raise RuntimeError("tesseract is not installed (Debian: apt-get install tesseract-ocr)")
 
     def read(path: str) -> str:
-        out = subprocess.run(["tesseract", path, "stdout", "--psm", str(psm), "-c",
-                              f"tessedit_char_whitelist={DIGITS}"], capture_output=True, text=True, timeout=120)
+        try:  # one core, like every reader here; a page-layout mode can take minutes on a 12-MP photo
+            out = subprocess.run(["tesseract", path, "stdout", "--psm", str(psm), "-c",
+                                  f"tessedit_char_whitelist={DIGITS}"], capture_output=True, text=True,
+                                 timeout=TESSERACT_TIMEOUT_S, env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+        except subprocess.TimeoutExpired:
+            return f"(timed out after {TESSERACT_TIMEOUT_S} s)"
         return _digits(out.stdout)
 
     return read
