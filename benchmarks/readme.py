@@ -101,7 +101,7 @@ def edge(r: dict) -> list[str]:
 def realworld(r: dict) -> list[str]:
     from benchmarks.realworld import results_table
 
-    return [*results_table(r["results"]), ""]
+    return [*results_table(r), ""]
 
 
 def loadtest(r: dict) -> list[str]:

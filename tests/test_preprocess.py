@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -248,3 +249,70 @@ def test_sixteen_bit_gray_is_rescaled_not_clipped():
     wide = Image.fromarray(np.asarray(img).astype(np.uint16) * 257)  # 16-bit PNG of the same drawing
     assert wide.mode.startswith("I")
     assert np.abs(load_digit(png(wide)) - load_digit(png(img))).max() < 0.05
+
+
+# --- polarity, clutter, blanks and bounds -------------------------------------------------------------------------
+
+def test_thick_strokes_keep_their_polarity():
+    """A marker stroke a sixth of the image wide is ink, not background: the 0's hole stays empty."""
+    for ink, paper_level in ((20, 250), (250, 10)):
+        img = Image.new("L", (300, 300), paper_level)
+        ImageDraw.Draw(img).ellipse((60, 30, 240, 270), outline=ink, width=50)
+        out = load_digit(png(img))
+        assert out[14, 14] < 0.1 and out[14, 5:9].max() > 0.9  # the hole dark, the ring bright
+
+
+@pytest.mark.parametrize("img", [Image.new("L", (300, 200), 255), Image.new("L", (300, 200), 0),
+                                 Image.new("L", (300, 200), 128), Image.new("RGBA", (300, 200), (0, 0, 0, 0)),
+                                 Image.new("L", (1, 1), 0), Image.new("RGB", (2, 2), "red")])
+def test_ink_less_images_have_no_digit(img):
+    assert segment(png(img)) == []
+    assert load_digit(png(img)).max() == 0
+
+
+def test_the_number_is_found_among_shadow_page_edge_and_stray_marks(mnist):
+    digits = [by_label(mnist, 3, 3), by_label(mnist, 1, 3), by_label(mnist, 7, 3)]
+    img, truth = paper(digits, height=60, size=(1200, 900), gap=0.3)
+    d = ImageDraw.Draw(img)
+    d.rectangle((0, 760, 1200, 900), fill=60)  # a shadow along the bottom edge
+    d.line((1150, 0, 1190, 900), fill=90, width=6)  # the page's edge
+    d.ellipse((300, 150, 306, 156), fill=40)  # a stray dot
+    d.line((900, 600, 930, 610), fill=40, width=3)  # a stray dash
+    crops = segment(png(img, "JPEG", quality=90))
+    assert len(crops) == 3 and all(iou(c.box, t) > 0.6 for c, t in zip(crops, truth))
+
+
+def test_a_small_number_in_a_large_photo(mnist):
+    img, truth = paper([by_label(mnist, 5, 4), by_label(mnist, 2, 4)], height=110, size=(4000, 3000))
+    crops = segment(png(img, "JPEG", quality=90))
+    assert len(crops) == 2 and all(iou(c.box, t) > 0.6 for c, t in zip(crops, truth))
+
+
+def _hostile() -> dict[str, Image.Image]:
+    on = np.arange(1000) % 6 < 3
+    yy, xx = np.indices((1024, 1024))
+    lines = np.full((2000, 2000), 255, np.uint8)
+    lines[::4] = 0
+    lines[:, ::4] = 0
+    page = Image.new("L", (3000, 2000), 225)
+    draw = ImageDraw.Draw(page)
+    for y in range(10, 1980, 20):
+        draw.text((10, y), "the quick brown fox 0123456789 jumps " * 12, fill=20)
+    return {"dot grid": Image.fromarray(np.where(on[:, None] & on[None], 0, 255).astype(np.uint8)),
+            "checkerboard": Image.fromarray((((yy + xx) % 2) * 255).astype(np.uint8)),
+            "noise": Image.fromarray(np.random.default_rng(0).integers(0, 256, (1500, 1500), dtype=np.uint8)),
+            "line grid": Image.fromarray(lines), "page of text": page}
+
+
+@pytest.mark.parametrize("name", list(_hostile()))
+def test_hostile_images_cost_bounded_time(name):
+    """Textures with thousands of pieces of ink: a generous bound here (benchmarks/realworld.py: < 1 s each)."""
+    from digitrec.preprocess import MAX_DIGITS
+
+    data = png(_hostile()[name])
+    segment(data)  # warm-up (imports)
+    t0 = time.perf_counter()
+    crops = segment(data)
+    assert time.perf_counter() - t0 < 8.0
+    assert len(crops) <= MAX_DIGITS
+    assert load_digit(data).shape == (28, 28)

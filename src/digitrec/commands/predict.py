@@ -1,4 +1,5 @@
-"""`digitrec predict CHECKPOINT IMAGE...`: the digit in each image, with its confidence."""
+"""`digitrec predict CHECKPOINT IMAGE...`: the digit in each image, with its confidence ("no digit found" when
+the image holds no ink: a blank, white, black or transparent image is not read as any digit)."""
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,11 @@ def run(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.checkpoint)  # a checkpoint (.pt) or an exported .onnx
     crops = np.stack([load_digit(path) for path in args.images])[:, None]  # all inputs checked before any output
     probs = predictor.predict_proba(crops)
-    for path, p in zip(args.images, probs):
+    for path, crop, p in zip(args.images, crops, probs):
+        if not crop.any():  # no ink: no digit, rather than the model's guess at an empty square
+            print(json.dumps({"file": path, "digit": None, "confidence": None, "probabilities": None})
+                  if args.json else f"{path}: no digit found")
+            continue
         digit = int(p.argmax())
         if args.json:
             print(json.dumps({"file": path, "digit": digit, "confidence": round(float(p[digit]), 6),

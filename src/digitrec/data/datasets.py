@@ -1,6 +1,9 @@
 """Datasets: find the files (flag → $DIGITREC_DATA → user cache → bundled), download what is missing, load upright.
 
 `load("mnist" | "emnist-digits" | "idx:DIR")` returns the official train and test arrays as uint8 numpy.
+`load("mnist+fonts+strokes")`: BASE's training set plus a third as many digits rendered from handwriting fonts
+(data/fonts.py) and a sixth as many drawn from stroke skeletons of many allographs (data/strokes.py): the styles
+MNIST lacks. The test set stays BASE's official one. BASE+fonts and BASE+strokes alone work too.
 `MNIST(root, train=True, download=False)` and friends give the torchvision-style Dataset view of the same data.
 """
 from __future__ import annotations
@@ -28,8 +31,22 @@ def cache_root() -> Path:
     return Path(base) / "digitrec"
 
 
+# extra training handwriting a dataset name can ask for: BASE+fonts, BASE+strokes, BASE+fonts+strokes
+EXTRAS = {"fonts": 3, "strokes": 6}  # name → BASE's training set size divided by this many extra digits
+EXTRA_SEED = 0  # fixed: every run on the same name trains on the same rendered digits
+
+
 def dataset_names() -> list[str]:
-    return list(SOURCES) + ["idx:DIR"]
+    return list(SOURCES) + [f"{name}+fonts+strokes" for name in SOURCES] + ["BASE+fonts", "BASE+strokes", "idx:DIR"]
+
+
+def split_extras(name: str) -> tuple[str, list[str]]:
+    """'mnist+fonts+strokes' → ('mnist', ['fonts', 'strokes'])."""
+    base, *extras = name.split("+")
+    unknown = [e for e in extras if e not in EXTRAS]
+    if unknown or len(set(extras)) != len(extras) or not base:
+        raise DigitrecError(f"unknown dataset {name!r}: extras after '+' are {', '.join(EXTRAS)} (each once)")
+    return base, extras
 
 
 @dataclass(frozen=True)
@@ -123,8 +140,28 @@ def locate(name: str, data_dir: str | os.PathLike | None = None, download: bool 
     return src, target
 
 
+def _with_extras(name: str, data_dir: str | None, download: bool) -> DigitArrays:
+    """BASE+fonts / BASE+strokes: BASE's arrays with rendered digits appended to the training set (the test set
+    stays BASE's official one)."""
+    from .fonts import render_digits, render_strokes  # fonts and their rendering only when asked for
+
+    base_name, extras = split_extras(name)
+    base = _load_cached(base_name, data_dir, download)
+    images, labels = [base.train_images], [base.train_labels]
+    for extra in extras:
+        render = render_digits if extra == "fonts" else render_strokes
+        x, y = render(len(base.train_labels) // EXTRAS[extra], seed=EXTRA_SEED)
+        images.append(x)
+        labels.append(y)
+    added = ", ".join(f"{len(y)} {e}" for e, y in zip(extras, labels[1:]))
+    return DigitArrays(name, np.concatenate(images), np.concatenate(labels), base.test_images, base.test_labels,
+                       location=f"{base.location} + {added} digits", num_classes=base.num_classes)
+
+
 @lru_cache(maxsize=8)
 def _load_cached(name: str, data_dir: str | None, download: bool) -> DigitArrays:
+    if "+" in name and not name.startswith("idx:"):
+        return _with_extras(name, data_dir, download)
     src, folder = locate(name, data_dir, download)
     parts = []
     num_classes = src.num_classes
