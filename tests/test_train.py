@@ -87,7 +87,7 @@ def test_source_state_names_the_diff(tmp_path, monkeypatch):
     from digitrec.runinfo import source_state
 
     monkeypatch.setenv("DIGITREC_GIT_COMMIT", "abc1234")
-    assert source_state() == {"commit": "abc1234", "dirty": None, "diff_sha256": None}
+    assert source_state() == {"commit": "abc1234", "dirty": None, "diff_sha256": None, "source": "environment"}
     monkeypatch.delenv("DIGITREC_GIT_COMMIT")
     state = source_state()
     assert state["commit"] == "unknown" or (state["dirty"] is not None and
