@@ -75,23 +75,9 @@ def pytest_runtest_setup(item):
 # Fixtures that train a model (tens of seconds on 2 cores): a test that uses one belongs to the full suite, not to
 # the contributors' fast subset (`pytest -m "not slow"`). Tests that train by themselves carry @pytest.mark.slow.
 SLOW_FIXTURES = {"tiny_run", "tiny_compare", "compare_dir", "ddp_run", "swept"}
-# Tests that train several epochs by themselves (the longest of the suite), by node id: a file's own
-# @pytest.mark.slow is the better place, and these move there as their files change.
-SLOW_TESTS = {
-    "tests/test_train.py::test_interrupted_run_resumes_exactly",
-    "tests/test_train.py::test_sigterm_stops_like_ctrl_c",
-    "tests/test_train.py::test_run_writes_all_files_and_records_split",
-    "tests/test_train.py::test_resume_with_other_model_is_refused",
-    "tests/test_tune.py::test_tune_resumes_in_parallel_and_its_preset_trains",
-    "tests/test_tune.py::test_killed_tune_continues_the_same_study",
-    "tests/test_tune.py::test_on_epoch_hook_stops_training_after_the_epoch_is_saved",
-    "tests/test_transfer.py::test_freeze_keeps_backbone_weights_and_bn_statistics",
-    "tests/test_transfer.py::test_train_with_frozen_pretrained_backbone_end_to_end",
-    "tests/test_transfer.py::test_hybrid_forward_and_both_branches_learn",
-}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.nodeid.split("[")[0] in SLOW_TESTS:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)

@@ -50,6 +50,7 @@ def straight(tmp_path_factory, data_root):
     return out
 
 
+@pytest.mark.slow  # trains several epochs
 def test_run_writes_all_files_and_records_split(straight):
     assert RUN_FILES <= {p.name for p in straight.iterdir()}
     saved = json.loads((straight / "metrics.json").read_text())
@@ -94,6 +95,7 @@ def test_source_state_names_the_diff(tmp_path, monkeypatch):
                                             (state["diff_sha256"] is None) == (not state["dirty"]))
 
 
+@pytest.mark.slow  # trains several epochs
 def test_interrupted_run_resumes_exactly(tmp_path, data_root, monkeypatch, straight):
     calls = {"n": 0}
     real = train_mod.augment_batch
@@ -116,6 +118,7 @@ def test_interrupted_run_resumes_exactly(tmp_path, data_root, monkeypatch, strai
     assert [s["start_epoch"] for s in sessions] == [0, 1]
 
 
+@pytest.mark.slow  # trains several epochs
 def test_sigterm_stops_like_ctrl_c(tmp_path, data_root, monkeypatch):
     """kill / SLURM preemption / a background job (which ignores Ctrl-C): same clean stop, resumable."""
     import signal

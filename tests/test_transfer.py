@@ -54,6 +54,7 @@ def test_bad_input_size_is_a_user_error():
         create("resnet18", input_size=32)
 
 
+@pytest.mark.slow  # trains several epochs
 def test_hybrid_forward_and_both_branches_learn():
     model = create("hybrid", input_size=28)
     x = torch.rand(4, 1, 28, 28)
@@ -150,6 +151,7 @@ def _steps(model, cfg, n=3):
 
 
 @pytest.mark.parametrize("name", ["resnet18", "paper-cnn"])
+@pytest.mark.slow  # trains several epochs
 def test_freeze_keeps_backbone_weights_and_bn_statistics(name):
     cfg = cfg_for(name, freeze="backbone", lr=1e-2, weight_decay=1e-2, optimizer="adamw")
     model = create(name)
@@ -236,6 +238,7 @@ def _tiny_idx(folder, mnist, n_train=100, n_test=30):
     return f"idx:{folder}"
 
 
+@pytest.mark.slow  # trains several epochs
 def test_train_with_frozen_pretrained_backbone_end_to_end(tv_file, tmp_path, mnist):
     """The real loop: backbone loaded from a torchvision file, frozen for 2 epochs → model.pt's backbone is the file's."""
     from digitrec.train import train

@@ -36,6 +36,7 @@ def _finished(study) -> list:
     return [t for t in study.get_trials() if t.state.is_finished() and t.state.name != "FAIL"]
 
 
+@pytest.mark.slow  # trains several epochs
 def test_tune_resumes_in_parallel_and_its_preset_trains(tmp_path, capsys):
     out = tmp_path / "study"
     assert _tune(out, 2) == 0
@@ -80,6 +81,7 @@ def test_tune_resumes_in_parallel_and_its_preset_trains(tmp_path, capsys):
     assert "test n=10000" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # trains several epochs
 def test_killed_tune_continues_the_same_study(tmp_path, data_root):
     """SIGKILL during trial 1; the rerun marks it failed, retries its values and completes the budget."""
     out = tmp_path / "study"
@@ -110,6 +112,7 @@ def test_killed_tune_continues_the_same_study(tmp_path, data_root):
     assert trials[0].value == killed[0].value  # the finished trial was kept, not rerun
 
 
+@pytest.mark.slow  # trains several epochs
 def test_on_epoch_hook_stops_training_after_the_epoch_is_saved(tmp_path):
     from digitrec.train import train
 
