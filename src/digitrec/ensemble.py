@@ -14,7 +14,8 @@ import torch
 from . import checkpoint
 from .data import load, make_split
 from .errors import DigitrecError
-from .evaluate import compute_metrics, probabilities
+from .evaluate import compute_metrics
+from .predict import probabilities
 
 
 def resolve(path: str | os.PathLike) -> Path:

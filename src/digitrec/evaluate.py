@@ -37,14 +37,6 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = 1
     }
 
 
-def probabilities(model: torch.nn.Module, images: torch.Tensor | np.ndarray, device: torch.device | str = "cpu",
-                  batch_size: int = 1024) -> torch.Tensor:
-    """Softmax probabilities (float32, CPU) of a network over uint8 or float images, in batches."""
-    from .predict import forward_in_batches
-
-    return torch.softmax(forward_in_batches(model, torch.as_tensor(images), batch_size, device), dim=1)
-
-
 def confident_mistakes(y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k wrong predictions with the highest score (confidence, vote share, ...), highest first."""
     wrong = np.flatnonzero(np.asarray(y_pred) != np.asarray(y_true))

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ def _float_images(images: np.ndarray) -> torch.Tensor:
 
 
 def torch_proba(model: nn.Module, images: np.ndarray) -> np.ndarray:
-    from .evaluate import probabilities
+    from .predict import probabilities
 
     return probabilities(model, np.asarray(images), "cpu", 512).numpy()
 

@@ -45,6 +45,12 @@ def tta_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1024,
     return sum(forward_in_batches(model, v, batch_size, device) for v in views) / len(views)
 
 
+def probabilities(model: nn.Module, images: torch.Tensor | np.ndarray, device: torch.device | str = "cpu",
+                  batch_size: int = 1024) -> torch.Tensor:
+    """Softmax probabilities (float32, CPU) of a network over uint8 or float images, in batches."""
+    return torch.softmax(forward_in_batches(model, torch.as_tensor(images), batch_size, device), dim=1)
+
+
 class Predictor:
     """Digit probabilities from a digitrec checkpoint; input: float N×1×28×28 (0–1, MNIST polarity) or uint8."""
 

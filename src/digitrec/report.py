@@ -94,7 +94,8 @@ def _test_split(dataset: str, split_name: str, data_dir: str | None):
 def _rerun_checkpoint(run: Run, k: int, data_dir: str | None) -> tuple[list[dict], str, Any]:
     """A neural run: its checkpoint re-run on its test split; mistakes ranked by softmax probability."""
     from . import checkpoint
-    from .evaluate import confident_mistakes, probabilities
+    from .evaluate import confident_mistakes
+    from .predict import probabilities
 
     model, ckpt = checkpoint.load_model(run.path / "model.pt")
     cfg = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
