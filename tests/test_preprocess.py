@@ -316,3 +316,33 @@ def test_hostile_images_cost_bounded_time(name):
     assert time.perf_counter() - t0 < 8.0
     assert len(crops) <= MAX_DIGITS
     assert load_digit(data).shape == (28, 28)
+
+
+# --- imageops: the cheaper calls give the library's values -------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(3, 3), (4, 7), (28, 28), (97, 131), (2, 50)])
+def test_median3x3_is_pillows_median_filter(shape):
+    from PIL import ImageFilter
+
+    from digitrec.imageops import median3x3
+
+    rng = np.random.default_rng(sum(shape))
+    for gray in (rng.integers(0, 256, shape, dtype=np.uint8), (rng.integers(0, 4, shape) * 85).astype(np.uint8)):
+        want = np.asarray(Image.fromarray(gray).filter(ImageFilter.MedianFilter(3)))
+        assert np.array_equal(median3x3(gray), want)
+
+
+def test_percentiles_histogram_and_bounds_match_numpy():
+    from digitrec.imageops import bounds, histogram, median, percentiles
+
+    rng = np.random.default_rng(1)
+    for values in (rng.random(1001, dtype=np.float32), rng.random((28, 28)), np.full(7, 0.5), np.arange(4.0)):
+        assert percentiles(values, (5, 50, 90, 95)) == pytest.approx(np.percentile(values, [5, 50, 90, 95]), abs=1e-6)
+        assert median(values) == pytest.approx(float(np.median(values)), abs=1e-6)
+        hist, edges = histogram(values, 256)
+        want_hist, want_edges = np.histogram(values, bins=256)
+        assert np.allclose(edges, want_edges) and np.array_equal(hist, want_hist)
+    mask = np.zeros((10, 12), bool)
+    assert bounds(mask) is None
+    mask[3:5, 2] = mask[7, 9] = True
+    assert bounds(mask) == (3, 8, 2, 10)

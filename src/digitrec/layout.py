@@ -170,7 +170,8 @@ def _split_wide(mask: np.ndarray, line_h: float) -> list[tuple[int, int]]:
 
 def _shape_mask(labels: np.ndarray, s: Shape) -> np.ndarray:
     y0, y1, x0, x1 = s.box
-    return np.isin(labels[y0:y1, x0:x1], s.ids)
+    window = labels[y0:y1, x0:x1]
+    return window == s.ids[0] if len(s.ids) == 1 else np.isin(window, s.ids)
 
 
 def _tight(piece: np.ndarray, y0: int, x0: int) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 from scipy import ndimage
 
 from .imagefile import FORMATS, MAX_PIXELS, WORK_SIDE, Source, open_reduced
+from .imageops import bounds, histogram, median, median3x3, percentiles
 
 __all__ = ["FORMATS", "MAX_PIXELS", "WORK_SIDE", "DigitCrop", "open_image", "load_digit", "segment", "ink_map",
            "mnist_form", "otsu_threshold"]
@@ -23,6 +24,8 @@ MAX_DIGITS = 64  # digits read from one image
 # lighting: a grey opening 1/6 of the image wide, smoothed over half that (chosen on one half of the real
 # development set among 1/4, 1/6, 1/8 and smoothing 1 or 0.5 of the window; the other half confirmed it)
 BG_WINDOW, BG_SMOOTH = 6, 0.5
+EIGHT = np.ones((3, 3), bool)  # pieces of ink are 8-connected
+GREY = np.arange(256, dtype=np.float32) * np.float32(1 / 255.0)  # uint8 → 0–1, as gray.astype(float32) / 255
 
 
 @dataclass
@@ -40,18 +43,20 @@ def open_image(source: Source, name: str | None = None, max_pixels: int = MAX_PI
 
 def mnist_form(ink: np.ndarray, threshold: float = 0.25) -> np.ndarray:
     """Crop to the ink, scale the longest side to 20 px (anti-aliased), centre by centre of mass in 28×28 (float 0–1)."""
-    mask = ink > threshold
-    if not mask.any():
+    box = bounds(ink > threshold)
+    if box is None:
         return np.zeros((28, 28), dtype=np.float32)
-    ys, xs = np.nonzero(mask)
-    crop = ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    crop = ink[box[0]:box[1], box[2]:box[3]]
     h, w = crop.shape
     s = 20.0 / max(h, w)
     nh, nw = max(1, round(h * s)), max(1, round(w * s))
     small = Image.fromarray((crop * 255).astype(np.uint8)).resize((nw, nh), Image.Resampling.LANCZOS)
     small_a = np.asarray(small, dtype=np.float32) / 255.0
-    total = small_a.sum()
-    cy, cx = ((np.indices(small_a.shape) * small_a).reshape(2, -1).sum(1) / total) if total > 0 else (nh / 2, nw / 2)
+    total = float(small_a.sum())
+    if total > 0:
+        cy, cx = small_a.sum(1) @ np.arange(nh) / total, small_a.sum(0) @ np.arange(nw) / total
+    else:
+        cy, cx = nh / 2, nw / 2
     top = int(round(14 - cy))
     left = int(round(14 - cx))
     top, left = min(max(top, 0), 28 - nh), min(max(left, 0), 28 - nw)
@@ -62,7 +67,7 @@ def mnist_form(ink: np.ndarray, threshold: float = 0.25) -> np.ndarray:
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     """Otsu's threshold: the level that maximises the between-class variance of the histogram."""
-    hist, edges = np.histogram(values, bins=bins)
+    hist, edges = histogram(values, bins)
     centers = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(hist).astype(np.float64)
     w1 = w0[-1] - w0
@@ -103,15 +108,30 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
 
 
 def _denoise(gray: np.ndarray) -> np.ndarray:
-    """A 3×3 median for noisy photos (Pillow's, on uint8: fast); a clean drawing is left alone, since the median
-    would erase its 1-px lines. Noise is estimated from neighbour differences (robustly: strokes are few)."""
+    """A 3×3 median for noisy photos; a clean drawing is left alone, since the median would erase its 1-px lines.
+    Noise is estimated from neighbour differences (robustly: strokes are few): noisy when their median is over
+    2 grey levels (noise > 0.01), which counting settles unless the median falls between two differences."""
     if min(gray.shape) < 3:
         return gray
     diffs = np.abs(np.diff(gray[::2].astype(np.int16), axis=1))
-    noise = 1.4826 * float(np.median(diffs)) / np.sqrt(2) / 255.0
-    if noise <= 0.01:
+    n, calm = diffs.size, int(np.count_nonzero(diffs <= 2))
+    if calm > n // 2:
         return gray
-    return np.asarray(Image.fromarray(gray).filter(ImageFilter.MedianFilter(3)))
+    if n % 2 == 0 and calm == n // 2 and 1.4826 * median(diffs) / np.sqrt(2) / 255.0 <= 0.01:
+        return gray
+    return median3x3(gray)
+
+
+def _background(small: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The lighting behind light ink at ≤ ~128 px: a grey opening much wider than any stroke, smoothed; and whether
+    it is uneven (its 5th and 95th percentiles 0.08 apart; a background flatter than that needs no sorting)."""
+    k = max(3, round(max(small.shape) / BG_WINDOW))
+    bg = ndimage.grey_opening(small, size=(k, k))
+    bg = ndimage.uniform_filter(bg, size=max(1, round(k * BG_SMOOTH)), mode="nearest")
+    if float(bg.max()) - float(bg.min()) < 0.08:
+        return bg, False
+    lo, hi = percentiles(bg, (5, 95))
+    return bg, hi - lo >= 0.08
 
 
 def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -120,26 +140,35 @@ def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     Uneven lighting: the background is estimated by a grey opening much wider than any stroke (at ≤ ~128 px, then
     smoothed and upsampled) and removed — divided out for dark ink on paper (a photo is reflectance × light).
     """
-    a = _denoise(np.ascontiguousarray(gray, dtype=np.uint8)).astype(np.float32) * (1 / 255.0)
+    g = _denoise(np.ascontiguousarray(gray, dtype=np.uint8))
+    a = GREY[g]
     h, w = a.shape
     f = max(1, round(max(h, w) / 128))  # background at ≤ ~128 px: cheap, and noise is averaged away
     small = _resize_float(a, (max(1, w // f), max(1, h // f)), Image.Resampling.BOX) if f > 1 else a
     dark = _dark_ink(small)
     if dark:
-        a, small = 1.0 - a, 1.0 - small
-    k = max(3, round(max(small.shape) / BG_WINDOW))
-    bg = ndimage.grey_opening(small, size=(k, k))
-    bg = ndimage.uniform_filter(bg, size=max(1, round(k * BG_SMOOTH)), mode="nearest")
-    lo, hi = np.percentile(bg, [5, 95])
-    uneven = hi - lo >= 0.08
-    if not uneven:  # evenly lit: a constant level is the safer estimate
-        ink = a - float(np.median(small))
-    else:
-        bg = _resize_float(bg, (w, h)) if f > 1 else bg
-        ink = a - bg
-        if dark:  # reflectance: (I_bg - I) / I_bg, so a shadow does not hide the ink in it
-            ink /= np.maximum(1.0 - bg, 0.05)
-    return np.clip(ink, 0.0, 1.0, out=ink), bool(uneven)
+        small = 1.0 - small
+    bg, uneven = _background(small)
+    if not uneven:  # evenly lit: a constant level is the safer estimate — per grey level, then one look-up
+        level = (1.0 - GREY if dark else GREY) - np.float32(median(small))
+        return np.clip(level, 0.0, 1.0)[g], False
+    if dark:
+        a = 1.0 - a
+    bg = _resize_float(bg, (w, h)) if f > 1 else bg
+    ink = a - bg
+    if dark:  # reflectance: (I_bg - I) / I_bg, so a shadow does not hide the ink in it
+        ink /= np.maximum(1.0 - bg, 0.05)
+    return np.clip(ink, 0.0, 1.0, out=ink), True
+
+
+def _kept(labels: np.ndarray, n: int, strong: np.ndarray) -> np.ndarray:
+    """Label ids of the largest MAX_COMPONENTS strong pieces, largest first, and their areas."""
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    areas[0] = 0
+    areas[~strong] = 0
+    order = np.argsort(-areas, kind="stable")[:MAX_COMPONENTS]
+    order = order[areas[order] > 0]
+    return order, areas[order]
 
 
 def ink_pieces(ink: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
@@ -152,32 +181,30 @@ def ink_pieces(ink: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
         return np.zeros(ink.shape, np.int32), []
     sample = ink[::2, ::2] if ink.size > 250_000 else ink  # Otsu's level from a quarter of a big image
     high = min(max(otsu_threshold(sample[sample > 0.02 * peak]), 0.2 * peak), 0.6 * peak)
-    labels, n = ndimage.label(ink > 0.5 * high, structure=np.ones((3, 3)))
-    strong = np.bincount(labels[ink > high], minlength=n + 1) > 0
-    areas = np.bincount(labels.ravel(), minlength=n + 1)
-    areas[0] = 0
-    areas[~strong] = 0
-    order = np.argsort(-areas, kind="stable")[:MAX_COMPONENTS]
-    order = order[areas[order] > 0]
-    lut = np.zeros(n + 1, np.int32)
-    lut[order] = np.arange(1, len(order) + 1)
-    labels = lut[labels]  # only the kept pieces, numbered 1.. by size
-    slices = ndimage.find_objects(labels, max_label=len(order))
-    boxes = [(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in slices]
-    sizes = areas[order]
+    labels, n = ndimage.label(ink > 0.5 * high, structure=EIGHT)
+    if n == 1:  # one piece (most drawings): it holds the peak, so it reaches Otsu's level
+        ids, sizes = np.array([1]), np.array([np.count_nonzero(labels)])
+    else:
+        ids, sizes = _kept(labels, n, np.bincount(labels[ink > high], minlength=n + 1) > 0)
+    if n > MAX_COMPONENTS:  # only the kept pieces, numbered 1.. by size, so find_objects sees no more than those
+        lut = np.zeros(n + 1, np.int32)
+        lut[ids] = np.arange(1, len(ids) + 1)
+        labels, ids = lut[labels], np.arange(1, len(ids) + 1)
+    slices = ndimage.find_objects(labels, max_label=int(ids.max()) if len(ids) else 0)
+    boxes = [(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in (slices[i - 1] for i in ids)]
     h, w = ink.shape
     inside = [i for i, b in enumerate(boxes) if 0 < b[0] and b[1] < h and 0 < b[2] and b[3] < w]
     # specks: small against the largest piece — not counting what runs off the image (a shadow, the table)
-    floor = max(6, 0.02 * sizes[inside[0] if inside else 0]) if len(order) else 6
-    return labels, [(i + 1, int(sizes[i]), boxes[i]) for i in range(len(order)) if sizes[i] >= floor]
+    floor = max(6, 0.02 * sizes[inside[0] if inside else 0]) if len(ids) else 6
+    return labels, [(int(ids[i]), int(sizes[i]), boxes[i]) for i in range(len(ids)) if sizes[i] >= floor]
 
 
 def stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width of a binary shape: area over half the boundary length (2·A/P for long thin strokes)."""
-    m = np.pad(mask, 1)
+    m = mask  # a pixel on the mask's edge has a neighbour outside it: never inner
     inner = m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
-    area = int(mask.sum())
-    return 2.0 * area / max(area - int(inner.sum()), 1)
+    area = int(np.count_nonzero(mask))
+    return 2.0 * area / max(area - int(np.count_nonzero(inner)), 1)
 
 
 def digit_form(ink: np.ndarray, piece: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -190,7 +217,7 @@ def digit_form(ink: np.ndarray, piece: np.ndarray, box: tuple[int, int, int, int
     m[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = piece
     near = ndimage.maximum_filter(m, size=2 * p + 1)
     crop = np.where(near, ink[Y0:Y1, X0:X1], 0.0)
-    crop = np.clip(crop / max(float(np.percentile(crop[m], 90)), 1e-3), 0, 1)  # pen or pencil: strokes saturate
+    crop = np.clip(crop / max(percentiles(crop[m], (90,))[0], 1e-3), 0, 1)  # pen or pencil: strokes saturate
     # MNIST strokes are ~2.5 px in a 20 px digit (0.12 of its size); a fine pen on a big photo would fade to grey
     want = 0.12 * max(piece.shape)
     sw = stroke_width(piece)

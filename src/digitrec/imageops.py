@@ -1,0 +1,69 @@
+"""Exact array operations that preprocessing runs on every image, cheaper than the general library calls.
+
+Each gives the same values as the call named in its docstring (up to float rounding), for a fraction of the cost
+at the sizes preprocessing sees: a 28×28 upload spends more time in NumPy's per-call bookkeeping (np.percentile,
+np.histogram) than in arithmetic, and Pillow's median filter sorts nine values per pixel where a comparison
+network needs a few vectorised min/max passes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _med3(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    return np.maximum(np.minimum(x, y), np.minimum(np.maximum(x, y), z))
+
+
+def median3x3(gray: np.ndarray) -> np.ndarray:
+    """3×3 median with edges replicated: Pillow's ImageFilter.MedianFilter(3), pixel for pixel, ~30× faster.
+
+    Each column of three is sorted (low, middle, high); the median of the nine is then the median of: the highest
+    low, the middle middle and the lowest high of the three columns (a known exact identity)."""
+    p = np.pad(gray, 1, mode="edge")
+    a, b, c = p[:-2], p[1:-1], p[2:]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    mid, hi = np.minimum(hi, c), np.maximum(hi, c)
+    lo, mid = np.minimum(lo, mid), np.maximum(lo, mid)
+    low = np.maximum(np.maximum(lo[:, :-2], lo[:, 1:-1]), lo[:, 2:])
+    high = np.minimum(np.minimum(hi[:, :-2], hi[:, 1:-1]), hi[:, 2:])
+    return _med3(low, _med3(mid[:, :-2], mid[:, 1:-1], mid[:, 2:]), high)
+
+
+def percentiles(values: np.ndarray, qs) -> list[float]:
+    """np.percentile(values, qs) (linear interpolation) from one partial sort."""
+    flat = values.ravel()
+    n = flat.size
+    pos = [q / 100 * (n - 1) for q in qs]
+    ks = sorted({int(p) for p in pos} | {min(int(p) + 1, n - 1) for p in pos})
+    part = np.partition(flat, ks)
+    out = []
+    for p in pos:
+        lo, hi = float(part[int(p)]), float(part[min(int(p) + 1, n - 1)])
+        out.append(lo + (hi - lo) * (p - int(p)))
+    return out
+
+
+def median(values: np.ndarray) -> float:
+    """np.median(values)."""
+    return percentiles(values, (50,))[0]
+
+
+def histogram(values: np.ndarray, bins: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """np.histogram(values, bins) for a non-empty array: equal bins from its minimum to its maximum (a value on an
+    inner edge may fall in the neighbouring bin, where float rounding puts it)."""
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5  # NumPy's range for constant input
+    edges = np.linspace(lo, hi, bins + 1)
+    index = ((values.astype(np.float64) - lo) * (bins / (hi - lo))).astype(np.intp)
+    np.minimum(index, bins - 1, out=index)
+    return np.bincount(index.ravel(), minlength=bins), edges
+
+
+def bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) of the True pixels of a 2-D mask (end exclusive), None when there are none."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if len(rows) == 0:
+        return None
+    cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
