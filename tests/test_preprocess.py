@@ -346,3 +346,62 @@ def test_percentiles_histogram_and_bounds_match_numpy():
     assert bounds(mask) is None
     mask[3:5, 2] = mask[7, 9] = True
     assert bounds(mask) == (3, 8, 2, 10)
+
+
+# --- the clean-image shortcut (clean.py) --------------------------------------------------------------------------
+
+def _analysed(gray: np.ndarray):
+    """(polarity and evenness from the full analysis, from the clean shortcut) of one grey image."""
+    from digitrec import preprocess as pp
+    from digitrec.clean import clean_polarity
+
+    a = pp._denoise(gray).astype(np.float32) / 255
+    h, w = a.shape
+    f = max(1, round(max(h, w) / 128))
+    small = pp._resize_float(a, (max(1, w // f), max(1, h // f)), Image.Resampling.BOX) if f > 1 else a
+    dark = pp._dark_ink(small, pp._tiny(small))
+    return (dark, not pp._background(1 - small if dark else small)[1]), clean_polarity(small)
+
+
+def test_clean_shortcut_decides_as_the_full_analysis_on_real_images(data_root):
+    """Every real image that takes the shortcut (canvas drawings, clean crops) gets the polarity and the even
+    lighting the full analysis finds for it; photos do not take it."""
+    import csv
+
+    from digitrec.imagefile import open_reduced
+
+    if data_root is None:
+        pytest.skip("DIGITREC_DATA is not set: the real images live in the shared data folder")
+    folder = data_root / "realworld-dev"
+    rows = list(csv.DictReader(open(folder / "labels.csv")))
+    taken = {"canvas": 0, "photo": 0}
+    for row in rows:
+        full, clean = _analysed(np.asarray(open_reduced(folder / row["file"])[0]))
+        if clean is not None:
+            assert (clean, True) == full, row["file"]
+            taken[row["kind"]] = taken.get(row["kind"], 0) + 1
+    assert taken["canvas"] >= 150 and taken["photo"] <= 2, taken
+
+
+def test_clean_shortcut_keeps_bold_strokes_whole():
+    """A bold digit on a clean canvas: strokes wider than the background window used to pass for lighting and
+    were hollowed; the shortcut sees a clean image and keeps them solid."""
+    from digitrec.clean import clean_polarity
+
+    canvas = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(canvas).ellipse((5, 3, 22, 24), outline=255, width=7)  # a bold "0"
+    assert clean_polarity(np.asarray(canvas, np.float32) / 255) is False  # light ink on black
+    out = load_digit(png(canvas))
+    assert out.max() == pytest.approx(1.0, abs=0.02)
+    ring = out > 0.5
+    assert np.count_nonzero(out[ring] > 0.9) > 0.8 * np.count_nonzero(ring)  # solid, not an outline
+
+
+def test_photos_and_noise_do_not_take_the_clean_shortcut(mnist):
+    from digitrec.clean import clean_polarity
+
+    img, _ = paper([by_label(mnist, 4)], height=120, size=(400, 200), lighting=True)  # a gradient and a shadow
+    assert _analysed(np.asarray(img))[1] is None
+    noise = np.random.default_rng(0).integers(0, 256, (40, 40)).astype(np.float32) / 255
+    assert clean_polarity(noise) is None
+    assert clean_polarity(np.full((30, 30), 0.5, np.float32)) is None  # no ink at all: the full path decides

@@ -28,6 +28,7 @@ WORK_SIDE = 1024  # longest side of the image all per-pixel work sees
 UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
            8: Image.Transpose.ROTATE_90}
+EXIF_KEYS = ("exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp")  # where Image.getexif looks
 REFUSED_MAGIC = {b"%!PS": "PostScript/EPS", b"\xc5\xd0\xd3\xc6": "EPS", b"%PDF": "PDF"}
 Source = str | os.PathLike | bytes | Image.Image
 
@@ -102,7 +103,14 @@ def _to_gray(img: Image.Image) -> Image.Image:
         peak = float(a.max()) if a.size else 0.0
         top = 1.0 if peak <= 1.0 else 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else peak
         img = Image.fromarray(np.clip(a * (255.0 / top), 0, 255).astype(np.uint8))
-    return img.convert("L")
+    return img if img.mode == "L" else img.convert("L")
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation; 1 without reading when the image carries none of the metadata Pillow takes it from."""
+    if not hasattr(img, "tag_v2") and not any(k in img.info for k in EXIF_KEYS):
+        return 1
+    return img.getexif().get(0x0112, 1)
 
 
 def open_reduced(source: Source, name: str | None = None, max_pixels: int = MAX_PIXELS,
@@ -123,7 +131,7 @@ def open_reduced(source: Source, name: str | None = None, max_pixels: int = MAX_
             img, full = _decode(fp, label, max_pixels, side)
         finally:
             fp.close()
-    orientation = img.getexif().get(0x0112, 1)
+    orientation = _orientation(img)
     img = _to_gray(_reduce(img, side))
     if orientation in UPRIGHT:
         img = img.transpose(UPRIGHT[orientation])

@@ -15,12 +15,15 @@ All of it is O(pixels) plus O(k²) in the number of pieces k ≤ MAX_COMPONENTS.
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
+
+from .imageops import bounds
 
 
 @dataclass
@@ -175,10 +178,10 @@ def _shape_mask(labels: np.ndarray, s: Shape) -> np.ndarray:
 
 
 def _tight(piece: np.ndarray, y0: int, x0: int) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
-    ys, xs = np.nonzero(piece)
-    if len(ys) == 0:
+    box = bounds(piece)
+    if box is None:
         return None
-    a, b, c, d = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    a, b, c, d = box
     return piece[a:b, c:d], (y0 + a, y0 + b, x0 + c, x0 + d)
 
 
@@ -196,7 +199,7 @@ def line_pieces(labels: np.ndarray, pieces: list[tuple], photo: bool = True,
         line = [Shape([ink[0][0]], ink[0][2], ink[0][1])]
     else:
         line = _best_line(_stacked(ink), labels.shape, photo)
-    line_h = float(np.median([s.h for s in line]))
+    line_h = float(statistics.median(s.h for s in line))
     line = _attach_fragments(line, line_h)
     tallest = max(s.h for s in line)
     line = [s for s in line if s.h >= 0.35 * tallest]  # dots, dashes, specks that merged into nothing bigger
@@ -205,7 +208,7 @@ def line_pieces(labels: np.ndarray, pieces: list[tuple], photo: bool = True,
         for s in line[1:]:
             one = _union(one, s)
         return [_tight(_shape_mask(labels, one), one.box[0], one.box[2])]
-    line_h = float(np.median([s.h for s in line]))
+    line_h = float(statistics.median(s.h for s in line))
     out = []
     for s in line:
         m = _shape_mask(labels, s)

@@ -14,8 +14,9 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from .clean import clean_polarity
 from .imagefile import FORMATS, MAX_PIXELS, WORK_SIDE, Source, open_reduced
-from .imageops import bounds, histogram, median, median3x3, percentiles
+from .imageops import bounds, dilate, histogram, median, median3x3, percentiles
 
 __all__ = ["FORMATS", "MAX_PIXELS", "WORK_SIDE", "DigitCrop", "open_image", "load_digit", "segment", "ink_map",
            "mnist_form", "otsu_threshold"]
@@ -25,7 +26,6 @@ MAX_DIGITS = 64  # digits read from one image
 # development set among 1/4, 1/6, 1/8 and smoothing 1 or 0.5 of the window; the other half confirmed it)
 BG_WINDOW, BG_SMOOTH = 6, 0.5
 EIGHT = np.ones((3, 3), bool)  # pieces of ink are 8-connected
-GREY = np.arange(256, dtype=np.float32) * np.float32(1 / 255.0)  # uint8 → 0–1, as gray.astype(float32) / 255
 
 
 @dataclass
@@ -85,7 +85,14 @@ def _resize_float(a: np.ndarray, size: tuple[int, int], resample=Image.Resamplin
     return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize(size, resample), dtype=np.float32)
 
 
-def _dark_ink(small: np.ndarray) -> bool:
+def _tiny(small: np.ndarray) -> np.ndarray:
+    """The image at polarity scale: ≤ ~32 px (from the background scale)."""
+    h, w = small.shape
+    g = max(1, round(max(h, w) / 32))
+    return _resize_float(small, (max(1, w // g), max(1, h // g)), Image.Resampling.BOX) if g > 1 else small
+
+
+def _dark_ink(small: np.ndarray, tiny: np.ndarray) -> bool:
     """Polarity: ink departs from the paper (or canvas) one way — darker on paper, lighter on a black canvas —
     more than lighting and texture do.
 
@@ -93,12 +100,9 @@ def _dark_ink(small: np.ndarray) -> bool:
     thick marker do not pass for the background (and the paper in a digit's loops for its ink), local enough that
     a lighting gradient across the page does not pass for ink.
     """
-    h, w = small.shape
-    g = max(1, round(max(h, w) / 32))
-    tiny = _resize_float(small, (max(1, w // g), max(1, h // g)), Image.Resampling.BOX) if g > 1 else small
     k = max(3, round(max(tiny.shape) / 3))  # a separable median (rows, then columns): ~k times cheaper, as robust
     level = ndimage.median_filter(ndimage.median_filter(tiny, size=(1, k), mode="nearest"), size=(k, 1), mode="nearest")
-    residual = small - (_resize_float(level, (w, h)) if g > 1 else level)
+    residual = small - (_resize_float(level, small.shape[::-1]) if tiny is not small else level)
     return np.maximum(-residual - 0.05, 0).sum() > np.maximum(residual - 0.05, 0).sum()
 
 
@@ -139,26 +143,27 @@ def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
 
     Uneven lighting: the background is estimated by a grey opening much wider than any stroke (at ≤ ~128 px, then
     smoothed and upsampled) and removed — divided out for dark ink on paper (a photo is reflectance × light).
+    A clean image (clean.py) skips the polarity median and the opening, whose answers it proves.
     """
     g = _denoise(np.ascontiguousarray(gray, dtype=np.uint8))
-    a = GREY[g]
+    a = g.astype(np.float32) * np.float32(1 / 255.0)
     h, w = a.shape
     f = max(1, round(max(h, w) / 128))  # background at ≤ ~128 px: cheap, and noise is averaged away
     small = _resize_float(a, (max(1, w // f), max(1, h // f)), Image.Resampling.BOX) if f > 1 else a
-    dark = _dark_ink(small)
+    dark, uneven = clean_polarity(small), False
+    if dark is None:
+        dark = _dark_ink(small, _tiny(small))
+        bg, uneven = _background(1.0 - small if dark else small)
     if dark:
-        small = 1.0 - small
-    bg, uneven = _background(small)
-    if not uneven:  # evenly lit: a constant level is the safer estimate — per grey level, then one look-up
-        level = (1.0 - GREY if dark else GREY) - np.float32(median(small))
-        return np.clip(level, 0.0, 1.0)[g], False
-    if dark:
-        a = 1.0 - a
-    bg = _resize_float(bg, (w, h)) if f > 1 else bg
-    ink = a - bg
-    if dark:  # reflectance: (I_bg - I) / I_bg, so a shadow does not hide the ink in it
-        ink /= np.maximum(1.0 - bg, 0.05)
-    return np.clip(ink, 0.0, 1.0, out=ink), True
+        small, a = 1.0 - small, np.subtract(1.0, a, out=a)
+    if not uneven:  # evenly lit: a constant level is the safer estimate
+        ink = np.subtract(a, np.float32(median(small)), out=a)
+    else:
+        bg = _resize_float(bg, (w, h)) if f > 1 else bg
+        ink = a - bg
+        if dark:  # reflectance: (I_bg - I) / I_bg, so a shadow does not hide the ink in it
+            ink /= np.maximum(1.0 - bg, 0.05)
+    return np.clip(ink, 0.0, 1.0, out=ink), bool(uneven)
 
 
 def _kept(labels: np.ndarray, n: int, strong: np.ndarray) -> np.ndarray:
@@ -215,7 +220,7 @@ def digit_form(ink: np.ndarray, piece: np.ndarray, box: tuple[int, int, int, int
     Y0, Y1, X0, X1 = max(0, y0 - p), min(ink.shape[0], y1 + p), max(0, x0 - p), min(ink.shape[1], x1 + p)
     m = np.zeros((Y1 - Y0, X1 - X0), bool)
     m[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = piece
-    near = ndimage.maximum_filter(m, size=2 * p + 1)
+    near = dilate(m, p)
     crop = np.where(near, ink[Y0:Y1, X0:X1], 0.0)
     crop = np.clip(crop / max(percentiles(crop[m], (90,))[0], 1e-3), 0, 1)  # pen or pencil: strokes saturate
     # MNIST strokes are ~2.5 px in a 20 px digit (0.12 of its size); a fine pen on a big photo would fade to grey

@@ -129,6 +129,8 @@ class Service:
             request.release()
 
     async def decode(self, fn, data: bytes):
+        if len(data) <= int(os.environ.get("HACK_INLINE", "0")):
+            return fn(data, self.limits.max_pixels)
         return await asyncio.get_running_loop().run_in_executor(self.decoder, fn, data, self.limits.max_pixels)
 
     async def predict(self, request: Request) -> dict:
