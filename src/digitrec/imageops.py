@@ -95,3 +95,4 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
         out[:, s:] |= rows[:, :-s]
         out[:, :-s] |= rows[:, s:]
     return out
+

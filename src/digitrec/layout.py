@@ -46,6 +46,24 @@ def _union(a: Shape, b: Shape) -> Shape:
     return Shape(a.ids + b.ids, box, a.area + b.area)
 
 
+def _components(link: np.ndarray) -> tuple[int, np.ndarray]:
+    """Connected components of a symmetric boolean matrix, numbered by their first member, as SciPy numbers them;
+    a plain search for the few pieces of a line of digits (SciPy's sparse setup costs more than that)."""
+    if len(link) > 32:
+        return connected_components(csr_matrix(link), directed=False)
+    group, n = np.full(len(link), -1), 0
+    for first in range(len(link)):
+        if group[first] >= 0:
+            continue
+        group[first], todo = n, [first]
+        while todo:
+            for j in np.flatnonzero(link[todo.pop()] & (group < 0)):
+                group[j] = n
+                todo.append(j)
+        n += 1
+    return n, group
+
+
 def _stacked(pieces: list[tuple]) -> list[Shape]:
     """Pieces that share half of the narrower one's columns and are no further apart vertically than half the
     taller one's height are one shape."""
@@ -56,7 +74,7 @@ def _stacked(pieces: list[tuple]) -> list[Shape]:
     gap = np.maximum(y0[:, None], y0[None]) - np.minimum(y1[:, None], y1[None])
     taller = np.maximum((y1 - y0)[:, None], (y1 - y0)[None])
     link = (cols >= 0.5 * narrower) & (gap <= 0.5 * taller)
-    n, group = connected_components(csr_matrix(link), directed=False)
+    n, group = _components(link)
     shapes: list[Shape | None] = [None] * n
     for (label, area, b), g in zip(pieces, group):
         s = Shape([label], b, area)

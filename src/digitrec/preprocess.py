@@ -176,6 +176,27 @@ def _kept(labels: np.ndarray, n: int, strong: np.ndarray) -> np.ndarray:
     return order, areas[order]
 
 
+def _labelled(ink: np.ndarray, high: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple]]:
+    """Pieces above half of `high` that reach `high`, labelled within the box that holds them (most of a photo is
+    paper): (labels of that box, the kept label ids, their areas, their boxes in the box's pixels)."""
+    y0, y1, x0, x1 = bounds(ink > 0.5 * high)  # never empty: the peak is above it
+    window = ink[y0:y1, x0:x1]
+    labels, n = ndimage.label(window > 0.5 * high, structure=EIGHT)
+    if n == 1:  # one piece (most drawings): it holds the peak, so it reaches Otsu's level
+        ids, sizes = np.array([1]), np.array([np.count_nonzero(labels)])
+    else:
+        ids, sizes = _kept(labels, n, np.bincount(labels[window > high], minlength=n + 1) > 0)
+    if n > MAX_COMPONENTS:  # only the kept pieces, numbered 1.. by size, so find_objects sees no more than those
+        lut = np.zeros(n + 1, np.int32)
+        lut[ids] = np.arange(1, len(ids) + 1)
+        labels, ids = lut[labels], np.arange(1, len(ids) + 1)
+    slices = ndimage.find_objects(labels, max_label=int(ids.max()) if len(ids) else 0)
+    boxes = [(y0 + s[0].start, y0 + s[0].stop, x0 + s[1].start, x0 + s[1].stop) for s in (slices[i - 1] for i in ids)]
+    full = np.zeros(ink.shape, np.int32)
+    full[y0:y1, x0:x1] = labels
+    return full, ids, sizes, boxes
+
+
 def ink_pieces(ink: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
     """The pieces of ink: a hysteresis threshold (pieces above half of Otsu's level that reach Otsu's level, kept
     between 20 % and 60 % of the peak, so a stroke that fades — pencil, a soft brush — stays whole), labelled
@@ -186,17 +207,7 @@ def ink_pieces(ink: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
         return np.zeros(ink.shape, np.int32), []
     sample = ink[::2, ::2] if ink.size > 250_000 else ink  # Otsu's level from a quarter of a big image
     high = min(max(otsu_threshold(sample[sample > 0.02 * peak]), 0.2 * peak), 0.6 * peak)
-    labels, n = ndimage.label(ink > 0.5 * high, structure=EIGHT)
-    if n == 1:  # one piece (most drawings): it holds the peak, so it reaches Otsu's level
-        ids, sizes = np.array([1]), np.array([np.count_nonzero(labels)])
-    else:
-        ids, sizes = _kept(labels, n, np.bincount(labels[ink > high], minlength=n + 1) > 0)
-    if n > MAX_COMPONENTS:  # only the kept pieces, numbered 1.. by size, so find_objects sees no more than those
-        lut = np.zeros(n + 1, np.int32)
-        lut[ids] = np.arange(1, len(ids) + 1)
-        labels, ids = lut[labels], np.arange(1, len(ids) + 1)
-    slices = ndimage.find_objects(labels, max_label=int(ids.max()) if len(ids) else 0)
-    boxes = [(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in (slices[i - 1] for i in ids)]
+    labels, ids, sizes, boxes = _labelled(ink, high)
     h, w = ink.shape
     inside = [i for i, b in enumerate(boxes) if 0 < b[0] and b[1] < h and 0 < b[2] and b[3] < w]
     # specks: small against the largest piece — not counting what runs off the image (a shadow, the table)
