@@ -355,12 +355,14 @@ def _analysed(gray: np.ndarray):
     from digitrec import preprocess as pp
     from digitrec.clean import clean_polarity
 
-    a = pp._denoise(gray).astype(np.float32) / 255
+    g = pp._denoise(gray)
+    a = g.astype(np.float32) / 255
     h, w = a.shape
     f = max(1, round(max(h, w) / 128))
     small = pp._resize_float(a, (max(1, w // f), max(1, h // f)), Image.Resampling.BOX) if f > 1 else a
     dark = pp._dark_ink(small, pp._tiny(small))
-    return (dark, not pp._background(1 - small if dark else small)[1]), clean_polarity(small)
+    clean = clean_polarity(g)
+    return (dark, not pp._background(1 - small if dark else small)[1]), clean and clean[0]
 
 
 def test_clean_shortcut_decides_as_the_full_analysis_on_real_images(data_root):
@@ -390,7 +392,7 @@ def test_clean_shortcut_keeps_bold_strokes_whole():
 
     canvas = Image.new("L", (28, 28), 0)
     ImageDraw.Draw(canvas).ellipse((5, 3, 22, 24), outline=255, width=7)  # a bold "0"
-    assert clean_polarity(np.asarray(canvas, np.float32) / 255) is False  # light ink on black
+    assert clean_polarity(np.asarray(canvas)) == (False, 0.0)  # light ink on a black canvas
     out = load_digit(png(canvas))
     assert out.max() == pytest.approx(1.0, abs=0.02)
     ring = out > 0.5
@@ -402,6 +404,5 @@ def test_photos_and_noise_do_not_take_the_clean_shortcut(mnist):
 
     img, _ = paper([by_label(mnist, 4)], height=120, size=(400, 200), lighting=True)  # a gradient and a shadow
     assert _analysed(np.asarray(img))[1] is None
-    noise = np.random.default_rng(0).integers(0, 256, (40, 40)).astype(np.float32) / 255
-    assert clean_polarity(noise) is None
-    assert clean_polarity(np.full((30, 30), 0.5, np.float32)) is None  # no ink at all: the full path decides
+    assert clean_polarity(np.random.default_rng(0).integers(0, 256, (40, 40), dtype=np.uint8)) is None
+    assert clean_polarity(np.full((30, 30), 128, np.uint8)) is None  # no ink at all: the full path decides

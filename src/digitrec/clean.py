@@ -10,24 +10,30 @@ exactly as the full path makes it for an evenly lit image.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .imageops import median
-
-TOLERANCE = 0.02  # how far from the paper's level a pixel may lie and still be paper (5 grey levels of 255)
+TOLERANCE = 5  # grey levels (of 255) from the paper's level within which a pixel is paper
 
 
-def clean_polarity(small: np.ndarray) -> bool | None:
-    """Whether the ink of a clean image is dark (True) or light (False); None when the image is not clean.
+def clean_polarity(gray: np.ndarray) -> tuple[bool, float] | None:
+    """(whether the ink is dark, the paper's level 0–1) of a clean image; None when the image is not clean.
 
-    small: the image at background scale, 0–1 (preprocess.ink_and_lighting)."""
-    if min(small.shape) < 3:
+    gray: the 8-bit image (preprocess.ink_and_lighting's, after denoising). Everything is read off its histogram
+    and its border: the paper's level is the median grey."""
+    if min(gray.shape) < 3:
         return None
-    paper, t = median(small), TOLERANCE
-    edge = np.concatenate([small[0], small[-1], small[1:-1, 0], small[1:-1, -1]])
-    if float(np.abs(edge - paper).max()) > t:  # the border is not all paper: a gradient, a frame, ink at the edge
+    counts = np.bincount(gray.ravel(), minlength=256)
+    below = np.cumsum(counts)
+    n = int(below[-1])
+    paper = (int(np.searchsorted(below, (n - 1) // 2, side="right"))
+             + int(np.searchsorted(below, n // 2, side="right"))) / 2  # np.median of the grey levels
+    edge = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    if max(int(edge.max()) - paper, paper - int(edge.min())) > TOLERANCE:  # a gradient, a frame, ink at the edge
         return None
-    has_dark, has_light = bool((small < paper - t).any()), bool((small > paper + t).any())
+    has_dark = bool(counts[:max(0, math.ceil(paper - TOLERANCE))].any())
+    has_light = bool(counts[math.floor(paper + TOLERANCE) + 1:].any())
     if has_dark == has_light:  # ink both ways (texture, shading, noise) — or no ink at all
         return None
-    return has_dark
+    return has_dark, paper / 255

@@ -58,24 +58,32 @@ def _decode(fp: BinaryIO, label: str, max_pixels: int, side: int) -> tuple[Image
     """The file's first frame, decoded (JPEG: at the smallest draft scale that keeps ≥ side px on the long side)."""
     try:
         img = Image.open(fp, formats=FORMATS)
-        w, h = img.size
-        if w * h > max_pixels:
-            raise DigitrecError(f"{label}: image is {w}x{h} pixels, more than the {max_pixels:,} allowed")
-        if img.format == "JPEG" and max(w, h) > side:
-            factor = math.ceil(max(w, h) / side)  # the reduction _reduce would make; draft does ≤ it for free
-            img.draft("L" if img.mode in ("L", "RGB") else img.mode, (math.ceil(w / factor), math.ceil(h / factor)))
-        img.load()
-    except DigitrecError:
-        raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as e:
         first = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise DigitrecError(f"{label}: not a readable image ({first}; accepted: {', '.join(FORMATS)})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         first = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise DigitrecError(f"{label}: cannot decode image ({first})") from None
+    size = img.size  # before a JPEG draft reduces it
+    return _load(img, label, max_pixels, side), size
+
+
+def _load(img: Image.Image, label: str, max_pixels: int, side: int) -> Image.Image:
+    """An opened image's pixels, decoded once its size is checked (a no-op for an image already in memory)."""
+    w, h = img.size
+    if w * h > max_pixels:
+        raise DigitrecError(f"{label}: image is {w}x{h} pixels, more than the {max_pixels:,} allowed")
+    try:
+        if img.format == "JPEG" and max(w, h) > side:
+            factor = math.ceil(max(w, h) / side)  # the reduction _reduce would make; draft does ≤ it for free
+            img.draft("L" if img.mode in ("L", "RGB") else img.mode, (math.ceil(w / factor), math.ceil(h / factor)))
+        img.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        first = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise DigitrecError(f"{label}: cannot decode image ({first})") from None
     if img.width < 1 or img.height < 1:
         raise DigitrecError(f"{label}: empty image")
-    return img, (w, h)
+    return img
 
 
 def _reduce(img: Image.Image, side: int) -> Image.Image:
@@ -120,10 +128,9 @@ def open_reduced(source: Source, name: str | None = None, max_pixels: int = MAX_
     `source`: a path, bytes or a Pillow image. Boxes found on the reduced image scale back by size / img.size.
     """
     label = _label(source, name)
-    if isinstance(source, Image.Image):
-        img, full = source, source.size
-        if img.width * img.height > max_pixels:
-            raise DigitrecError(f"{label}: image is {img.width}x{img.height} pixels, more than the {max_pixels:,} allowed")
+    if isinstance(source, Image.Image):  # in memory, or opened and not yet decoded (the server reads headers first)
+        full = source.size  # before a JPEG draft reduces it
+        img = _load(source, label, max_pixels, side)
     else:
         fp = _open_stream(source, label)
         try:

@@ -54,7 +54,7 @@ def mnist_form(ink: np.ndarray, threshold: float = 0.25) -> np.ndarray:
     small_a = np.asarray(small, dtype=np.float32) / 255.0
     total = float(small_a.sum())
     if total > 0:
-        cy, cx = small_a.sum(1) @ np.arange(nh) / total, small_a.sum(0) @ np.arange(nw) / total
+        cy, cx = float(small_a.sum(1) @ np.arange(nh)) / total, float(small_a.sum(0) @ np.arange(nw)) / total
     else:
         cy, cx = nh / 2, nw / 2
     top = int(round(14 - cy))
@@ -143,19 +143,23 @@ def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
 
     Uneven lighting: the background is estimated by a grey opening much wider than any stroke (at ≤ ~128 px, then
     smoothed and upsampled) and removed — divided out for dark ink on paper (a photo is reflectance × light).
-    A clean image (clean.py) skips the polarity median and the opening, whose answers it proves.
+    A clean image (clean.py) needs neither the polarity median nor the opening: its paper is one grey.
     """
     g = _denoise(np.ascontiguousarray(gray, dtype=np.uint8))
     a = g.astype(np.float32) * np.float32(1 / 255.0)
+    clean = clean_polarity(g)
+    if clean is not None:  # evenly lit, one polarity: ink is the departure from the paper's level
+        dark, paper = clean
+        if dark:
+            a, paper = np.subtract(1.0, a, out=a), 1.0 - paper
+        return np.clip(np.subtract(a, np.float32(paper), out=a), 0.0, 1.0, out=a), False
     h, w = a.shape
     f = max(1, round(max(h, w) / 128))  # background at ≤ ~128 px: cheap, and noise is averaged away
     small = _resize_float(a, (max(1, w // f), max(1, h // f)), Image.Resampling.BOX) if f > 1 else a
-    dark, uneven = clean_polarity(small), False
-    if dark is None:
-        dark = _dark_ink(small, _tiny(small))
-        bg, uneven = _background(1.0 - small if dark else small)
+    dark = _dark_ink(small, _tiny(small))
     if dark:
         small, a = 1.0 - small, np.subtract(1.0, a, out=a)
+    bg, uneven = _background(small)
     if not uneven:  # evenly lit: a constant level is the safer estimate
         ink = np.subtract(a, np.float32(median(small)), out=a)
     else:
