@@ -79,5 +79,6 @@ if __name__ == "__main__":
     import uvicorn
 
     os.environ["BASELINE_MODEL"] = sys.argv[1]
+    # uvicorn's defaults otherwise (uvloop and httptools when installed, as digitrec serve uses them)
     uvicorn.run("loadtest_baseline:app", host="127.0.0.1", port=int(sys.argv[2]), log_level="warning",
-                loop="asyncio", workers=int(sys.argv[3]) if len(sys.argv) > 3 else 1, app_dir=os.path.dirname(__file__))
+                workers=int(sys.argv[3]) if len(sys.argv) > 3 else 1, app_dir=os.path.dirname(__file__))

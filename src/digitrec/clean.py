@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from PIL import Image
 
 TOLERANCE = 5  # grey levels (of 255) from the paper's level within which a pixel is paper
 
@@ -24,7 +25,8 @@ def clean_polarity(gray: np.ndarray) -> tuple[bool, float] | None:
     and its border: the paper's level is the median grey."""
     if min(gray.shape) < 3:
         return None
-    counts = np.bincount(gray.ravel(), minlength=256)
+    # the count of each grey level: Pillow's is twice NumPy's speed on a large image, NumPy's has less overhead
+    counts = np.array(Image.fromarray(gray).histogram()) if gray.size > 20_000 else np.bincount(gray.ravel(), minlength=256)
     below = np.cumsum(counts)
     n = int(below[-1])
     paper = (int(np.searchsorted(below, (n - 1) // 2, side="right"))

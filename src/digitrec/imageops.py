@@ -57,17 +57,17 @@ def histogram(values: np.ndarray, bins: int = 256) -> tuple[np.ndarray, np.ndarr
     step = (hi - lo) / bins
     edges = lo + np.arange(bins + 1) * step  # np.linspace's arithmetic, without its overhead
     edges[-1] = hi
-    index = ((values.astype(np.float64) - lo) * (bins / (hi - lo))).astype(np.intp)
+    index = (np.subtract(values, lo, dtype=np.float64) * (bins / (hi - lo))).astype(np.intp)
     np.minimum(index, bins - 1, out=index)
     return np.bincount(index.ravel(), minlength=bins), edges
 
 
 def bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """(y0, y1, x0, x1) of the True pixels of a 2-D mask (end exclusive), None when there are none."""
-    rows = np.flatnonzero(mask.any(axis=1))
+    rows = mask.any(axis=1).nonzero()[0]
     if len(rows) == 0:
         return None
-    cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))
+    cols = mask[rows[0]:rows[-1] + 1].any(axis=0).nonzero()[0]
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
@@ -81,6 +81,12 @@ def window_counts(mask: np.ndarray, k: int, axis: int, mode: str) -> np.ndarray:
     np.cumsum(p, axis=1, out=c[:, 1:])
     out = c[:, k:] - c[:, :-k]
     return out if axis == 1 else out.T
+
+
+def clip01(x: np.ndarray) -> np.ndarray:
+    """np.clip(x, 0, 1, out=x) for a float array, as two ufunc calls (np.clip's own checks cost more, this small)."""
+    np.maximum(x, 0.0, out=x)
+    return np.minimum(x, 1.0, out=x)
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:

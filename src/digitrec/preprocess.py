@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from .clean import clean_polarity
 from .imagefile import FORMATS, MAX_PIXELS, WORK_SIDE, Source, open_reduced
-from .imageops import bounds, dilate, histogram, median, median3x3, percentiles
+from .imageops import bounds, clip01, dilate, histogram, median, median3x3, percentiles
 
 __all__ = ["FORMATS", "MAX_PIXELS", "WORK_SIDE", "DigitCrop", "open_image", "load_digit", "segment", "ink_map",
            "mnist_form", "otsu_threshold"]
@@ -69,14 +69,14 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     """Otsu's threshold: the level that maximises the between-class variance of the histogram."""
     hist, edges = histogram(values, bins)
     centers = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist).astype(np.float64)
+    w0 = hist.cumsum(dtype=np.float64)
     w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * centers)
+    m0 = (hist * centers).cumsum()
     mu0 = m0 / np.maximum(w0, 1)
     mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
     between = w0 * w1 * (mu0 - mu1) ** 2
     # every level in an empty gap between the populations scores the same: take the middle of that plateau
-    best = np.flatnonzero(between >= between.max() * (1 - 1e-9))
+    best = (between >= between.max() * (1 - 1e-9)).nonzero()[0]
     return float(edges[best[len(best) // 2] + 1])
 
 
@@ -117,7 +117,8 @@ def _denoise(gray: np.ndarray) -> np.ndarray:
     2 grey levels (noise > 0.01), which counting settles unless the median falls between two differences."""
     if min(gray.shape) < 3:
         return gray
-    diffs = np.abs(np.diff(gray[::2].astype(np.int16), axis=1))
+    rows = gray[::2].astype(np.int16)
+    diffs = np.abs(rows[:, 1:] - rows[:, :-1])
     n, calm = diffs.size, int(np.count_nonzero(diffs <= 2))
     if calm > n // 2:
         return gray
@@ -152,7 +153,7 @@ def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
         dark, paper = clean
         if dark:
             a, paper = np.subtract(1.0, a, out=a), 1.0 - paper
-        return np.clip(np.subtract(a, np.float32(paper), out=a), 0.0, 1.0, out=a), False
+        return clip01(np.subtract(a, np.float32(paper), out=a)), False
     h, w = a.shape
     f = max(1, round(max(h, w) / 128))  # background at ≤ ~128 px: cheap, and noise is averaged away
     small = _resize_float(a, (max(1, w // f), max(1, h // f)), Image.Resampling.BOX) if f > 1 else a
@@ -167,7 +168,7 @@ def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
         ink = a - bg
         if dark:  # reflectance: (I_bg - I) / I_bg, so a shadow does not hide the ink in it
             ink /= np.maximum(1.0 - bg, 0.05)
-    return np.clip(ink, 0.0, 1.0, out=ink), bool(uneven)
+    return clip01(ink), bool(uneven)
 
 
 def _kept(labels: np.ndarray, n: int, strong: np.ndarray) -> np.ndarray:
@@ -237,7 +238,7 @@ def digit_form(ink: np.ndarray, piece: np.ndarray, box: tuple[int, int, int, int
     m[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = piece
     near = dilate(m, p)
     crop = np.where(near, ink[Y0:Y1, X0:X1], 0.0)
-    crop = np.clip(crop / max(percentiles(crop[m], (90,))[0], 1e-3), 0, 1)  # pen or pencil: strokes saturate
+    crop = clip01(crop / max(percentiles(crop[m], (90,))[0], 1e-3))  # pen or pencil: strokes saturate
     # MNIST strokes are ~2.5 px in a 20 px digit (0.12 of its size); a fine pen on a big photo would fade to grey
     want = 0.12 * max(piece.shape)
     sw = stroke_width(piece)
