@@ -17,7 +17,11 @@ from starlette.routing import Route
 
 
 def ink(data: bytes) -> np.ndarray:  # grey 0–1, inverted when the border is light, paper level to 0
-    a = np.asarray(Image.open(io.BytesIO(data)).convert("L"), np.float32) / 255
+    return image_ink(Image.open(io.BytesIO(data)))
+
+
+def image_ink(img: Image.Image) -> np.ndarray:
+    a = np.asarray(img.convert("L"), np.float32) / 255
     a = 1 - a if np.median(np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])) > 0.5 else a
     return np.clip((a - np.median(a)) / max(1e-3, a.max() - np.median(a)), 0, 1)
 
@@ -38,7 +42,10 @@ def mnist_form(a: np.ndarray) -> np.ndarray:  # crop to ink, longest side 20 px,
 
 
 def digits(data: bytes) -> list:  # a number: connected components left to right, each in MNIST form, with its box
-    a = ink(data)
+    return components(ink(data))
+
+
+def components(a: np.ndarray) -> list:
     labels, _ = ndimage.label(a > 0.4)
     sizes = np.bincount(labels.ravel())[1:]
     boxes = sorted((s for s, n in zip(ndimage.find_objects(labels), sizes) if n >= 20), key=lambda s: s[1].start)
@@ -72,5 +79,6 @@ if __name__ == "__main__":
     import uvicorn
 
     os.environ["BASELINE_MODEL"] = sys.argv[1]
+    # uvicorn's defaults otherwise (uvloop and httptools when installed, as digitrec serve uses them)
     uvicorn.run("loadtest_baseline:app", host="127.0.0.1", port=int(sys.argv[2]), log_level="warning",
-                loop="asyncio", workers=int(sys.argv[3]) if len(sys.argv) > 3 else 1, app_dir=os.path.dirname(__file__))
+                workers=int(sys.argv[3]) if len(sys.argv) > 3 else 1, app_dir=os.path.dirname(__file__))

@@ -60,7 +60,7 @@ def stage_costs(model: str, payloads: dict) -> dict:
 
     from digitrec.onnx_predictor import OnnxPredictor
     from digitrec.preprocess import load_digit, segment
-    from digitrec.serve.decode import check_pixels, png_base64
+    from digitrec.serve.decode import open_upload, png_base64
     from digitrec.serve.inputs import upload_image
 
     predictor = OnnxPredictor(model, threads=1)
@@ -74,7 +74,7 @@ def stage_costs(model: str, payloads: dict) -> dict:
         answer = {"digits": [{"digit": 1, "confidence": 0.9, "box": [1, 2, 3, 4]}] * len(crops), "crops": []}
         out[name] = {"digitrec": {
             "multipart parsing": per_call_us(lambda: upload_image(body, BOUNDARY)),
-            "image header check": per_call_us(lambda: check_pixels(data, 40_000_000)),
+            "image header check": per_call_us(lambda: open_upload(data, 40_000_000)),
             "preprocessing": per_call_us(lambda: load_digit(data) if one else segment(data), 1.0),
             "model (onnxruntime, 1 thread)": per_call_us(lambda: predictor.predict_proba(batch)),
             "answer (crop PNGs + JSON)": per_call_us(
@@ -94,7 +94,7 @@ def stage_costs(model: str, payloads: dict) -> dict:
 # (a frame is "Class.function (path/file.py:line)"; keys are function names or file paths)
 BUCKETS = [
     ("preprocessing", ("load_digit", "segment", "plain_digit", "plain_segment")),
-    ("image header check", ("check_pixels",)),
+    ("image header check", ("open_upload", "small_header")),
     ("model forward", ("predict_proba",)),
     ("multipart parsing", ("upload_image",)),
     ("answer (encode + send)", ("png_base64", "send_json", "send_error")),

@@ -10,17 +10,22 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import loadtest_baseline as plain  # noqa: E402
+from PIL import Image  # noqa: E402
 
 import digitrec.serve.decode as decode  # noqa: E402
 from digitrec.preprocess import DigitCrop  # noqa: E402
 
 
-def plain_digit(data, name=None, **kw):
-    return plain.mnist_form(plain.ink(data))
+def plain_ink(upload):  # digitrec's server hands over bytes, or an image whose header it has read
+    return plain.image_ink(upload) if isinstance(upload, Image.Image) else plain.ink(upload)
 
 
-def plain_segment(data, name=None, **kw):
-    return [DigitCrop(image, box) for image, box in plain.digits(data)]
+def plain_digit(upload, name=None, **kw):
+    return plain.mnist_form(plain_ink(upload))
+
+
+def plain_segment(upload, name=None, **kw):
+    return [DigitCrop(image, box) for image, box in plain.components(plain_ink(upload))]
 
 
 def swap() -> None:

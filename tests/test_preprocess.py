@@ -316,3 +316,93 @@ def test_hostile_images_cost_bounded_time(name):
     assert time.perf_counter() - t0 < 8.0
     assert len(crops) <= MAX_DIGITS
     assert load_digit(data).shape == (28, 28)
+
+
+# --- imageops: the cheaper calls give the library's values -------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(3, 3), (4, 7), (28, 28), (97, 131), (2, 50)])
+def test_median3x3_is_pillows_median_filter(shape):
+    from PIL import ImageFilter
+
+    from digitrec.imageops import median3x3
+
+    rng = np.random.default_rng(sum(shape))
+    for gray in (rng.integers(0, 256, shape, dtype=np.uint8), (rng.integers(0, 4, shape) * 85).astype(np.uint8)):
+        want = np.asarray(Image.fromarray(gray).filter(ImageFilter.MedianFilter(3)))
+        assert np.array_equal(median3x3(gray), want)
+
+
+def test_percentiles_histogram_and_bounds_match_numpy():
+    from digitrec.imageops import bounds, histogram, median, percentiles
+
+    rng = np.random.default_rng(1)
+    for values in (rng.random(1001, dtype=np.float32), rng.random((28, 28)), np.full(7, 0.5), np.arange(4.0)):
+        assert percentiles(values, (5, 50, 90, 95)) == pytest.approx(np.percentile(values, [5, 50, 90, 95]), abs=1e-6)
+        assert median(values) == pytest.approx(float(np.median(values)), abs=1e-6)
+        hist, edges = histogram(values, 256)
+        want_hist, want_edges = np.histogram(values, bins=256)
+        assert np.allclose(edges, want_edges) and np.array_equal(hist, want_hist)
+    mask = np.zeros((10, 12), bool)
+    assert bounds(mask) is None
+    mask[3:5, 2] = mask[7, 9] = True
+    assert bounds(mask) == (3, 8, 2, 10)
+
+
+# --- the clean-image shortcut (clean.py) --------------------------------------------------------------------------
+
+def _analysed(gray: np.ndarray):
+    """(polarity and evenness from the full analysis, from the clean shortcut) of one grey image."""
+    from digitrec import preprocess as pp
+    from digitrec.clean import clean_polarity
+
+    g = pp._denoise(gray)
+    a = g.astype(np.float32) / 255
+    h, w = a.shape
+    f = max(1, round(max(h, w) / 128))
+    small = pp._resize_float(a, (max(1, w // f), max(1, h // f)), Image.Resampling.BOX) if f > 1 else a
+    dark = pp._dark_ink(small, pp._tiny(small))
+    clean = clean_polarity(g)
+    return (dark, not pp._background(1 - small if dark else small)[1]), clean and clean[0]
+
+
+def test_clean_shortcut_decides_as_the_full_analysis_on_real_images(data_root):
+    """Every real image that takes the shortcut (canvas drawings, clean crops) gets the polarity and the even
+    lighting the full analysis finds for it; photos do not take it."""
+    import csv
+
+    from digitrec.imagefile import open_reduced
+
+    if data_root is None:
+        pytest.skip("DIGITREC_DATA is not set: the real images live in the shared data folder")
+    folder = data_root / "realworld-dev"
+    rows = list(csv.DictReader(open(folder / "labels.csv")))
+    taken = {"canvas": 0, "photo": 0}
+    for row in rows:
+        full, clean = _analysed(np.asarray(open_reduced(folder / row["file"])[0]))
+        if clean is not None:
+            assert (clean, True) == full, row["file"]
+            taken[row["kind"]] = taken.get(row["kind"], 0) + 1
+    assert taken["canvas"] >= 150 and taken["photo"] <= 2, taken
+
+
+def test_clean_shortcut_keeps_bold_strokes_whole():
+    """A bold digit on a clean canvas: strokes wider than the background window used to pass for lighting and
+    were hollowed; the shortcut sees a clean image and keeps them solid."""
+    from digitrec.clean import clean_polarity
+
+    canvas = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(canvas).ellipse((5, 3, 22, 24), outline=255, width=7)  # a bold "0"
+    assert clean_polarity(np.asarray(canvas)) == (False, 0.0)  # light ink on a black canvas
+    out = load_digit(png(canvas))
+    assert out.max() == pytest.approx(1.0, abs=0.02)
+    ring = out > 0.5
+    assert np.count_nonzero(out[ring] > 0.9) > 0.8 * np.count_nonzero(ring)  # solid, not an outline
+
+
+def test_photos_and_noise_do_not_take_the_clean_shortcut(mnist):
+    from digitrec.clean import clean_polarity
+
+    img, _ = paper([by_label(mnist, 4)], height=120, size=(400, 200), lighting=True)  # a gradient and a shadow
+    assert _analysed(np.asarray(img))[1] is None
+    assert clean_polarity(np.random.default_rng(0).integers(0, 256, (40, 40), dtype=np.uint8)) is None
+    assert clean_polarity(np.full((30, 30), 128, np.uint8)) is None  # no ink at all: the full path decides

@@ -317,7 +317,7 @@ def test_slow_processing_is_503_and_a_failing_model_is_a_json_500(model, monkeyp
         return load_digit(data, name)
 
     data = upload(png(np.full((40, 40), 255)))
-    app = create_app(model, timeout_s=0.5)
+    app = create_app(model, timeout_s=0.5, inline_pixels=0)  # decoded in the pool (small uploads: bounded, inline)
     with LiveServer(app) as server:
         monkeypatch.setattr(decode, "load_digit", slow_load_digit)
         r = httpx.post(server.url + "/v1/predict", **data)
@@ -591,7 +591,7 @@ def test_serve_package_does_not_import_training_code():
 
 NUMERIC_FLAGS = ["--port", "--workers", "--max-upload-mb", "--max-json-kb", "--max-pixels", "--timeout",
                  "--header-timeout", "--keep-alive", "--max-connections", "--max-queue", "--max-buffered-mb",
-                 "--max-decodes", "--max-batch", "--batch-wait-ms", "--threads"]
+                 "--max-decodes", "--inline-pixels", "--max-batch", "--batch-wait-ms", "--threads"]
 
 
 @pytest.mark.parametrize("flag", NUMERIC_FLAGS)

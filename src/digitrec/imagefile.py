@@ -28,6 +28,7 @@ WORK_SIDE = 1024  # longest side of the image all per-pixel work sees
 UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
            8: Image.Transpose.ROTATE_90}
+EXIF_KEYS = ("exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp")  # where Image.getexif looks
 REFUSED_MAGIC = {b"%!PS": "PostScript/EPS", b"\xc5\xd0\xd3\xc6": "EPS", b"%PDF": "PDF"}
 Source = str | os.PathLike | bytes | Image.Image
 
@@ -57,24 +58,32 @@ def _decode(fp: BinaryIO, label: str, max_pixels: int, side: int) -> tuple[Image
     """The file's first frame, decoded (JPEG: at the smallest draft scale that keeps ≥ side px on the long side)."""
     try:
         img = Image.open(fp, formats=FORMATS)
-        w, h = img.size
-        if w * h > max_pixels:
-            raise DigitrecError(f"{label}: image is {w}x{h} pixels, more than the {max_pixels:,} allowed")
-        if img.format == "JPEG" and max(w, h) > side:
-            factor = math.ceil(max(w, h) / side)  # the reduction _reduce would make; draft does ≤ it for free
-            img.draft("L" if img.mode in ("L", "RGB") else img.mode, (math.ceil(w / factor), math.ceil(h / factor)))
-        img.load()
-    except DigitrecError:
-        raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as e:
         first = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise DigitrecError(f"{label}: not a readable image ({first}; accepted: {', '.join(FORMATS)})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         first = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise DigitrecError(f"{label}: cannot decode image ({first})") from None
+    size = img.size  # before a JPEG draft reduces it
+    return _load(img, label, max_pixels, side), size
+
+
+def _load(img: Image.Image, label: str, max_pixels: int, side: int) -> Image.Image:
+    """An opened image's pixels, decoded once its size is checked (a no-op for an image already in memory)."""
+    w, h = img.size
+    if w * h > max_pixels:
+        raise DigitrecError(f"{label}: image is {w}x{h} pixels, more than the {max_pixels:,} allowed")
+    try:
+        if img.format == "JPEG" and max(w, h) > side:
+            factor = math.ceil(max(w, h) / side)  # the reduction _reduce would make; draft does ≤ it for free
+            img.draft("L" if img.mode in ("L", "RGB") else img.mode, (math.ceil(w / factor), math.ceil(h / factor)))
+        img.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        first = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise DigitrecError(f"{label}: cannot decode image ({first})") from None
     if img.width < 1 or img.height < 1:
         raise DigitrecError(f"{label}: empty image")
-    return img, (w, h)
+    return img
 
 
 def _reduce(img: Image.Image, side: int) -> Image.Image:
@@ -102,7 +111,14 @@ def _to_gray(img: Image.Image) -> Image.Image:
         peak = float(a.max()) if a.size else 0.0
         top = 1.0 if peak <= 1.0 else 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else peak
         img = Image.fromarray(np.clip(a * (255.0 / top), 0, 255).astype(np.uint8))
-    return img.convert("L")
+    return img if img.mode == "L" else img.convert("L")
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation; 1 without reading when the image carries none of the metadata Pillow takes it from."""
+    if not hasattr(img, "tag_v2") and not any(k in img.info for k in EXIF_KEYS):
+        return 1
+    return img.getexif().get(0x0112, 1)
 
 
 def open_reduced(source: Source, name: str | None = None, max_pixels: int = MAX_PIXELS,
@@ -112,10 +128,9 @@ def open_reduced(source: Source, name: str | None = None, max_pixels: int = MAX_
     `source`: a path, bytes or a Pillow image. Boxes found on the reduced image scale back by size / img.size.
     """
     label = _label(source, name)
-    if isinstance(source, Image.Image):
-        img, full = source, source.size
-        if img.width * img.height > max_pixels:
-            raise DigitrecError(f"{label}: image is {img.width}x{img.height} pixels, more than the {max_pixels:,} allowed")
+    if isinstance(source, Image.Image):  # in memory, or opened and not yet decoded (the server reads headers first)
+        full = source.size  # before a JPEG draft reduces it
+        img = _load(source, label, max_pixels, side)
     else:
         fp = _open_stream(source, label)
         try:
@@ -123,7 +138,7 @@ def open_reduced(source: Source, name: str | None = None, max_pixels: int = MAX_
             img, full = _decode(fp, label, max_pixels, side)
         finally:
             fp.close()
-    orientation = img.getexif().get(0x0112, 1)
+    orientation = _orientation(img)
     img = _to_gray(_reduce(img, side))
     if orientation in UPRIGHT:
         img = img.transpose(UPRIGHT[orientation])

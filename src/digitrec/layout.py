@@ -15,12 +15,15 @@ All of it is O(pixels) plus O(k²) in the number of pieces k ≤ MAX_COMPONENTS.
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
+
+from .imageops import bounds
 
 
 @dataclass
@@ -43,6 +46,24 @@ def _union(a: Shape, b: Shape) -> Shape:
     return Shape(a.ids + b.ids, box, a.area + b.area)
 
 
+def _components(link: np.ndarray) -> tuple[int, np.ndarray]:
+    """Connected components of a symmetric boolean matrix, numbered by their first member, as SciPy numbers them;
+    a plain search for the few pieces of a line of digits (SciPy's sparse setup costs more than that)."""
+    if len(link) > 32:
+        return connected_components(csr_matrix(link), directed=False)
+    group, n = np.full(len(link), -1), 0
+    for first in range(len(link)):
+        if group[first] >= 0:
+            continue
+        group[first], todo = n, [first]
+        while todo:
+            for j in np.flatnonzero(link[todo.pop()] & (group < 0)):
+                group[j] = n
+                todo.append(j)
+        n += 1
+    return n, group
+
+
 def _stacked(pieces: list[tuple]) -> list[Shape]:
     """Pieces that share half of the narrower one's columns and are no further apart vertically than half the
     taller one's height are one shape."""
@@ -53,7 +74,7 @@ def _stacked(pieces: list[tuple]) -> list[Shape]:
     gap = np.maximum(y0[:, None], y0[None]) - np.minimum(y1[:, None], y1[None])
     taller = np.maximum((y1 - y0)[:, None], (y1 - y0)[None])
     link = (cols >= 0.5 * narrower) & (gap <= 0.5 * taller)
-    n, group = connected_components(csr_matrix(link), directed=False)
+    n, group = _components(link)
     shapes: list[Shape | None] = [None] * n
     for (label, area, b), g in zip(pieces, group):
         s = Shape([label], b, area)
@@ -170,14 +191,15 @@ def _split_wide(mask: np.ndarray, line_h: float) -> list[tuple[int, int]]:
 
 def _shape_mask(labels: np.ndarray, s: Shape) -> np.ndarray:
     y0, y1, x0, x1 = s.box
-    return np.isin(labels[y0:y1, x0:x1], s.ids)
+    window = labels[y0:y1, x0:x1]
+    return window == s.ids[0] if len(s.ids) == 1 else np.isin(window, s.ids)
 
 
 def _tight(piece: np.ndarray, y0: int, x0: int) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
-    ys, xs = np.nonzero(piece)
-    if len(ys) == 0:
+    box = bounds(piece)
+    if box is None:
         return None
-    a, b, c, d = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    a, b, c, d = box
     return piece[a:b, c:d], (y0 + a, y0 + b, x0 + c, x0 + d)
 
 
@@ -195,7 +217,7 @@ def line_pieces(labels: np.ndarray, pieces: list[tuple], photo: bool = True,
         line = [Shape([ink[0][0]], ink[0][2], ink[0][1])]
     else:
         line = _best_line(_stacked(ink), labels.shape, photo)
-    line_h = float(np.median([s.h for s in line]))
+    line_h = float(statistics.median(s.h for s in line))
     line = _attach_fragments(line, line_h)
     tallest = max(s.h for s in line)
     line = [s for s in line if s.h >= 0.35 * tallest]  # dots, dashes, specks that merged into nothing bigger
@@ -204,7 +226,7 @@ def line_pieces(labels: np.ndarray, pieces: list[tuple], photo: bool = True,
         for s in line[1:]:
             one = _union(one, s)
         return [_tight(_shape_mask(labels, one), one.box[0], one.box[2])]
-    line_h = float(np.median([s.h for s in line]))
+    line_h = float(statistics.median(s.h for s in line))
     out = []
     for s in line:
         m = _shape_mask(labels, s)

@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 from scipy import ndimage
 
+from .clean import clean_polarity
 from .imagefile import FORMATS, MAX_PIXELS, WORK_SIDE, Source, open_reduced
+from .imageops import bounds, clip01, dilate, histogram, median, median3x3, percentiles
 
 __all__ = ["FORMATS", "MAX_PIXELS", "WORK_SIDE", "DigitCrop", "open_image", "load_digit", "segment", "ink_map",
            "mnist_form", "otsu_threshold"]
@@ -23,6 +25,7 @@ MAX_DIGITS = 64  # digits read from one image
 # lighting: a grey opening 1/6 of the image wide, smoothed over half that (chosen on one half of the real
 # development set among 1/4, 1/6, 1/8 and smoothing 1 or 0.5 of the window; the other half confirmed it)
 BG_WINDOW, BG_SMOOTH = 6, 0.5
+EIGHT = np.ones((3, 3), bool)  # pieces of ink are 8-connected
 
 
 @dataclass
@@ -40,18 +43,20 @@ def open_image(source: Source, name: str | None = None, max_pixels: int = MAX_PI
 
 def mnist_form(ink: np.ndarray, threshold: float = 0.25) -> np.ndarray:
     """Crop to the ink, scale the longest side to 20 px (anti-aliased), centre by centre of mass in 28×28 (float 0–1)."""
-    mask = ink > threshold
-    if not mask.any():
+    box = bounds(ink > threshold)
+    if box is None:
         return np.zeros((28, 28), dtype=np.float32)
-    ys, xs = np.nonzero(mask)
-    crop = ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    crop = ink[box[0]:box[1], box[2]:box[3]]
     h, w = crop.shape
     s = 20.0 / max(h, w)
     nh, nw = max(1, round(h * s)), max(1, round(w * s))
     small = Image.fromarray((crop * 255).astype(np.uint8)).resize((nw, nh), Image.Resampling.LANCZOS)
     small_a = np.asarray(small, dtype=np.float32) / 255.0
-    total = small_a.sum()
-    cy, cx = ((np.indices(small_a.shape) * small_a).reshape(2, -1).sum(1) / total) if total > 0 else (nh / 2, nw / 2)
+    total = float(small_a.sum())
+    if total > 0:
+        cy, cx = float(small_a.sum(1) @ np.arange(nh)) / total, float(small_a.sum(0) @ np.arange(nw)) / total
+    else:
+        cy, cx = nh / 2, nw / 2
     top = int(round(14 - cy))
     left = int(round(14 - cx))
     top, left = min(max(top, 0), 28 - nh), min(max(left, 0), 28 - nw)
@@ -62,16 +67,16 @@ def mnist_form(ink: np.ndarray, threshold: float = 0.25) -> np.ndarray:
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     """Otsu's threshold: the level that maximises the between-class variance of the histogram."""
-    hist, edges = np.histogram(values, bins=bins)
+    hist, edges = histogram(values, bins)
     centers = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist).astype(np.float64)
+    w0 = hist.cumsum(dtype=np.float64)
     w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * centers)
+    m0 = (hist * centers).cumsum()
     mu0 = m0 / np.maximum(w0, 1)
     mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
     between = w0 * w1 * (mu0 - mu1) ** 2
     # every level in an empty gap between the populations scores the same: take the middle of that plateau
-    best = np.flatnonzero(between >= between.max() * (1 - 1e-9))
+    best = (between >= between.max() * (1 - 1e-9)).nonzero()[0]
     return float(edges[best[len(best) // 2] + 1])
 
 
@@ -80,7 +85,14 @@ def _resize_float(a: np.ndarray, size: tuple[int, int], resample=Image.Resamplin
     return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize(size, resample), dtype=np.float32)
 
 
-def _dark_ink(small: np.ndarray) -> bool:
+def _tiny(small: np.ndarray) -> np.ndarray:
+    """The image at polarity scale: ≤ ~32 px (from the background scale)."""
+    h, w = small.shape
+    g = max(1, round(max(h, w) / 32))
+    return _resize_float(small, (max(1, w // g), max(1, h // g)), Image.Resampling.BOX) if g > 1 else small
+
+
+def _dark_ink(small: np.ndarray, tiny: np.ndarray) -> bool:
     """Polarity: ink departs from the paper (or canvas) one way — darker on paper, lighter on a black canvas —
     more than lighting and texture do.
 
@@ -88,12 +100,9 @@ def _dark_ink(small: np.ndarray) -> bool:
     thick marker do not pass for the background (and the paper in a digit's loops for its ink), local enough that
     a lighting gradient across the page does not pass for ink.
     """
-    h, w = small.shape
-    g = max(1, round(max(h, w) / 32))
-    tiny = _resize_float(small, (max(1, w // g), max(1, h // g)), Image.Resampling.BOX) if g > 1 else small
     k = max(3, round(max(tiny.shape) / 3))  # a separable median (rows, then columns): ~k times cheaper, as robust
     level = ndimage.median_filter(ndimage.median_filter(tiny, size=(1, k), mode="nearest"), size=(k, 1), mode="nearest")
-    residual = small - (_resize_float(level, (w, h)) if g > 1 else level)
+    residual = small - (_resize_float(level, small.shape[::-1]) if tiny is not small else level)
     return np.maximum(-residual - 0.05, 0).sum() > np.maximum(residual - 0.05, 0).sum()
 
 
@@ -103,15 +112,31 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
 
 
 def _denoise(gray: np.ndarray) -> np.ndarray:
-    """A 3×3 median for noisy photos (Pillow's, on uint8: fast); a clean drawing is left alone, since the median
-    would erase its 1-px lines. Noise is estimated from neighbour differences (robustly: strokes are few)."""
+    """A 3×3 median for noisy photos; a clean drawing is left alone, since the median would erase its 1-px lines.
+    Noise is estimated from neighbour differences (robustly: strokes are few): noisy when their median is over
+    2 grey levels (noise > 0.01), which counting settles unless the median falls between two differences."""
     if min(gray.shape) < 3:
         return gray
-    diffs = np.abs(np.diff(gray[::2].astype(np.int16), axis=1))
-    noise = 1.4826 * float(np.median(diffs)) / np.sqrt(2) / 255.0
-    if noise <= 0.01:
+    rows = gray[::2].astype(np.int16)
+    diffs = np.abs(rows[:, 1:] - rows[:, :-1])
+    n, calm = diffs.size, int(np.count_nonzero(diffs <= 2))
+    if calm > n // 2:
         return gray
-    return np.asarray(Image.fromarray(gray).filter(ImageFilter.MedianFilter(3)))
+    if n % 2 == 0 and calm == n // 2 and 1.4826 * median(diffs) / np.sqrt(2) / 255.0 <= 0.01:
+        return gray
+    return median3x3(gray)
+
+
+def _background(small: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The lighting behind light ink at ≤ ~128 px: a grey opening much wider than any stroke, smoothed; and whether
+    it is uneven (its 5th and 95th percentiles 0.08 apart; a background flatter than that needs no sorting)."""
+    k = max(3, round(max(small.shape) / BG_WINDOW))
+    bg = ndimage.grey_opening(small, size=(k, k))
+    bg = ndimage.uniform_filter(bg, size=max(1, round(k * BG_SMOOTH)), mode="nearest")
+    if float(bg.max()) - float(bg.min()) < 0.08:
+        return bg, False
+    lo, hi = percentiles(bg, (5, 95))
+    return bg, hi - lo >= 0.08
 
 
 def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -119,27 +144,62 @@ def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
 
     Uneven lighting: the background is estimated by a grey opening much wider than any stroke (at ≤ ~128 px, then
     smoothed and upsampled) and removed — divided out for dark ink on paper (a photo is reflectance × light).
+    A clean image (clean.py) needs neither the polarity median nor the opening: its paper is one grey.
     """
-    a = _denoise(np.ascontiguousarray(gray, dtype=np.uint8)).astype(np.float32) * (1 / 255.0)
+    g = _denoise(np.ascontiguousarray(gray, dtype=np.uint8))
+    a = g.astype(np.float32) * np.float32(1 / 255.0)
+    clean = clean_polarity(g)
+    if clean is not None:  # evenly lit, one polarity: ink is the departure from the paper's level
+        dark, paper = clean
+        if dark:
+            a, paper = np.subtract(1.0, a, out=a), 1.0 - paper
+        return clip01(np.subtract(a, np.float32(paper), out=a)), False
     h, w = a.shape
     f = max(1, round(max(h, w) / 128))  # background at ≤ ~128 px: cheap, and noise is averaged away
     small = _resize_float(a, (max(1, w // f), max(1, h // f)), Image.Resampling.BOX) if f > 1 else a
-    dark = _dark_ink(small)
+    dark = _dark_ink(small, _tiny(small))
     if dark:
-        a, small = 1.0 - a, 1.0 - small
-    k = max(3, round(max(small.shape) / BG_WINDOW))
-    bg = ndimage.grey_opening(small, size=(k, k))
-    bg = ndimage.uniform_filter(bg, size=max(1, round(k * BG_SMOOTH)), mode="nearest")
-    lo, hi = np.percentile(bg, [5, 95])
-    uneven = hi - lo >= 0.08
+        small, a = 1.0 - small, np.subtract(1.0, a, out=a)
+    bg, uneven = _background(small)
     if not uneven:  # evenly lit: a constant level is the safer estimate
-        ink = a - float(np.median(small))
+        ink = np.subtract(a, np.float32(median(small)), out=a)
     else:
         bg = _resize_float(bg, (w, h)) if f > 1 else bg
         ink = a - bg
         if dark:  # reflectance: (I_bg - I) / I_bg, so a shadow does not hide the ink in it
             ink /= np.maximum(1.0 - bg, 0.05)
-    return np.clip(ink, 0.0, 1.0, out=ink), bool(uneven)
+    return clip01(ink), bool(uneven)
+
+
+def _kept(labels: np.ndarray, n: int, strong: np.ndarray) -> np.ndarray:
+    """Label ids of the largest MAX_COMPONENTS strong pieces, largest first, and their areas."""
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    areas[0] = 0
+    areas[~strong] = 0
+    order = np.argsort(-areas, kind="stable")[:MAX_COMPONENTS]
+    order = order[areas[order] > 0]
+    return order, areas[order]
+
+
+def _labelled(ink: np.ndarray, high: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple]]:
+    """Pieces above half of `high` that reach `high`, labelled within the box that holds them (most of a photo is
+    paper): (labels of that box, the kept label ids, their areas, their boxes in the box's pixels)."""
+    y0, y1, x0, x1 = bounds(ink > 0.5 * high)  # never empty: the peak is above it
+    window = ink[y0:y1, x0:x1]
+    labels, n = ndimage.label(window > 0.5 * high, structure=EIGHT)
+    if n == 1:  # one piece (most drawings): it holds the peak, so it reaches Otsu's level
+        ids, sizes = np.array([1]), np.array([np.count_nonzero(labels)])
+    else:
+        ids, sizes = _kept(labels, n, np.bincount(labels[window > high], minlength=n + 1) > 0)
+    if n > MAX_COMPONENTS:  # only the kept pieces, numbered 1.. by size, so find_objects sees no more than those
+        lut = np.zeros(n + 1, np.int32)
+        lut[ids] = np.arange(1, len(ids) + 1)
+        labels, ids = lut[labels], np.arange(1, len(ids) + 1)
+    slices = ndimage.find_objects(labels, max_label=int(ids.max()) if len(ids) else 0)
+    boxes = [(y0 + s[0].start, y0 + s[0].stop, x0 + s[1].start, x0 + s[1].stop) for s in (slices[i - 1] for i in ids)]
+    full = np.zeros(ink.shape, np.int32)
+    full[y0:y1, x0:x1] = labels
+    return full, ids, sizes, boxes
 
 
 def ink_pieces(ink: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
@@ -152,32 +212,20 @@ def ink_pieces(ink: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
         return np.zeros(ink.shape, np.int32), []
     sample = ink[::2, ::2] if ink.size > 250_000 else ink  # Otsu's level from a quarter of a big image
     high = min(max(otsu_threshold(sample[sample > 0.02 * peak]), 0.2 * peak), 0.6 * peak)
-    labels, n = ndimage.label(ink > 0.5 * high, structure=np.ones((3, 3)))
-    strong = np.bincount(labels[ink > high], minlength=n + 1) > 0
-    areas = np.bincount(labels.ravel(), minlength=n + 1)
-    areas[0] = 0
-    areas[~strong] = 0
-    order = np.argsort(-areas, kind="stable")[:MAX_COMPONENTS]
-    order = order[areas[order] > 0]
-    lut = np.zeros(n + 1, np.int32)
-    lut[order] = np.arange(1, len(order) + 1)
-    labels = lut[labels]  # only the kept pieces, numbered 1.. by size
-    slices = ndimage.find_objects(labels, max_label=len(order))
-    boxes = [(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in slices]
-    sizes = areas[order]
+    labels, ids, sizes, boxes = _labelled(ink, high)
     h, w = ink.shape
     inside = [i for i, b in enumerate(boxes) if 0 < b[0] and b[1] < h and 0 < b[2] and b[3] < w]
     # specks: small against the largest piece — not counting what runs off the image (a shadow, the table)
-    floor = max(6, 0.02 * sizes[inside[0] if inside else 0]) if len(order) else 6
-    return labels, [(i + 1, int(sizes[i]), boxes[i]) for i in range(len(order)) if sizes[i] >= floor]
+    floor = max(6, 0.02 * sizes[inside[0] if inside else 0]) if len(ids) else 6
+    return labels, [(int(ids[i]), int(sizes[i]), boxes[i]) for i in range(len(ids)) if sizes[i] >= floor]
 
 
 def stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width of a binary shape: area over half the boundary length (2·A/P for long thin strokes)."""
-    m = np.pad(mask, 1)
+    m = mask  # a pixel on the mask's edge has a neighbour outside it: never inner
     inner = m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
-    area = int(mask.sum())
-    return 2.0 * area / max(area - int(inner.sum()), 1)
+    area = int(np.count_nonzero(mask))
+    return 2.0 * area / max(area - int(np.count_nonzero(inner)), 1)
 
 
 def digit_form(ink: np.ndarray, piece: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -188,9 +236,9 @@ def digit_form(ink: np.ndarray, piece: np.ndarray, box: tuple[int, int, int, int
     Y0, Y1, X0, X1 = max(0, y0 - p), min(ink.shape[0], y1 + p), max(0, x0 - p), min(ink.shape[1], x1 + p)
     m = np.zeros((Y1 - Y0, X1 - X0), bool)
     m[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = piece
-    near = ndimage.maximum_filter(m, size=2 * p + 1)
+    near = dilate(m, p)
     crop = np.where(near, ink[Y0:Y1, X0:X1], 0.0)
-    crop = np.clip(crop / max(float(np.percentile(crop[m], 90)), 1e-3), 0, 1)  # pen or pencil: strokes saturate
+    crop = clip01(crop / max(percentiles(crop[m], (90,))[0], 1e-3))  # pen or pencil: strokes saturate
     # MNIST strokes are ~2.5 px in a 20 px digit (0.12 of its size); a fine pen on a big photo would fade to grey
     want = 0.12 * max(piece.shape)
     sw = stroke_width(piece)

@@ -9,6 +9,7 @@ import json
 from typing import Callable
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
+ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode  # made once, not per answer
 
 
 class ApiError(Exception):
@@ -33,7 +34,7 @@ def media_type(scope) -> str:
 
 
 async def send_json(send, status: int, payload, headers: list[tuple[bytes, bytes]] = ()) -> None:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    body = ENCODE(payload).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "http.response.body", "body": body})

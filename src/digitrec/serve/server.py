@@ -25,12 +25,21 @@ class ServerConfig(uvicorn.Config):
 
     def __init__(self, app, limits: ServeLimits, **kwargs) -> None:
         self.header_timeout_s, self.max_connections = limits.header_timeout_s, limits.max_connections
-        super().__init__(app, http=GuardedHTTPProtocol, loop="asyncio", timeout_keep_alive=limits.keep_alive_s,
+        super().__init__(app, http=GuardedHTTPProtocol, loop=event_loop(), timeout_keep_alive=limits.keep_alive_s,
                          backlog=backlog_for_fd_limit(), **kwargs)
 
     def configure_logging(self) -> None:  # runs in the parent and again in every worker process
         super().configure_logging()
         logs.install()
+
+
+def event_loop() -> str:
+    """uvloop when installed (the serve extra brings it): its event loop costs less per request than asyncio's."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
 
 
 def bind(host: str, port: int) -> socket.socket:

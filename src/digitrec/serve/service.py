@@ -1,7 +1,8 @@
 """The service's work per request: admission (queue and memory limits), body, decoding, forward pass, answer.
 
-Three places run code, each bounded: the event loop (HTTP, JSON, batching), the decode pool (`max_decodes`
-threads: image header check, decoding, preprocessing) and the model's own thread (batcher.py). A request is
+Three places run code, each bounded: the event loop (HTTP, JSON, batching, and the decoding of small uploads:
+at most 16 KB and `inline_pixels` pixels), the decode pool (`max_decodes` threads: image header check, decoding,
+preprocessing of everything else) and the model's own thread (batcher.py). A request is
 admitted only while fewer than `max_queue` are in progress and the bodies held stay under `max_buffered_mb`;
 otherwise it gets 503 with Retry-After at once.
 """
@@ -19,9 +20,10 @@ import numpy as np
 
 from .. import __version__
 from ..reader import read_crops
+from .allocator import keep_freed_memory
 from .asgi import ApiError, declared_length, media_type, read_body
 from .batcher import MicroBatcher
-from .decode import digits_of_number, one_digit, png_base64
+from .decode import digits_of_number, one_digit, png_base64, quiet_bomb_warnings, small_header
 from .inputs import array_image, json_body, upload_image
 from .limits import ServeLimits
 
@@ -48,11 +50,12 @@ class ClientGone(Exception):
 
 class Request:
     """One admitted request: its phase (for the timeout's answer), the body bytes it holds in the memory budget,
-    and a watch on the connection, so that work for a client that left is dropped, not done."""
+    and — while its image waits for the decode pool — a watch on the connection, so that work for a client that
+    left is dropped, not done."""
 
     def __init__(self, service: "Service", scope, receive) -> None:
         self.service, self.scope, self.receive = service, scope, receive
-        self.phase, self.held, self.gone = "reading", 0, False
+        self.phase, self.held, self.gone, self.expired = "reading", 0, False, False
         self.task: asyncio.Task | None = None
         self.watch: asyncio.Task | None = None
 
@@ -69,15 +72,21 @@ class Request:
             self.reserve(length)
         data = await read_body(self.receive, limit, self.reserve if length is None else lambda n: None)
         self.phase = "processing"
-        self.watch = asyncio.ensure_future(self._watch())
         return data
 
-    async def _watch(self) -> None:
-        """After the body, the next ASGI message can only be a disconnect: then stop the work (a queued decode is
+    def watch_client(self) -> None:
+        """From here on, the next ASGI message can only be a disconnect: then stop the work (a queued decode is
         cancelled before it starts)."""
-        if (await self.receive())["type"] == "http.disconnect" and self.task is not None:
+        self.watch = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        if (await self.receive())["type"] == "http.disconnect":
             self.gone = True
             self.task.cancel()
+
+    def expire(self) -> None:
+        self.expired = True
+        self.task.cancel()
 
     def release(self) -> None:
         self.service.buffered -= self.held
@@ -95,6 +104,8 @@ class Service:
         self.in_progress = self.buffered = self.refused = self.abandoned = 0
 
     async def start(self) -> None:
+        keep_freed_memory()  # in each worker process
+        quiet_bomb_warnings()
         self.decoder = ThreadPoolExecutor(self.limits.max_decodes, thread_name_prefix="digitrec-decode")
         await self.batcher.start()
 
@@ -104,38 +115,52 @@ class Service:
             self.decoder.shutdown(wait=False, cancel_futures=True)
 
     async def handle(self, handler, scope, receive):
-        """Run `handler(request)` admitted and under the request timeout: uploading → 408, processing → 503."""
+        """Run `handler(request)` admitted and under the request timeout: uploading → 408, processing → 503.
+        It runs in the connection's own task (no task of its own to schedule); the timeout and a client that
+        leaves cancel that task, and the cancellation is turned into the answer here."""
         if self.in_progress >= self.limits.max_queue:
             self.refused += 1
             raise ApiError(503, f"the server is at its limit of {self.limits.max_queue} requests in progress; "
                                 "retry shortly", BUSY)
         request = Request(self, scope, receive)
-        request.task = asyncio.ensure_future(handler(request))
+        request.task = asyncio.current_task()
+        timer = asyncio.get_running_loop().call_later(self.limits.timeout_s, request.expire)
         self.in_progress += 1
         try:
-            return await asyncio.wait_for(request.task, self.limits.timeout_s)
-        except asyncio.TimeoutError:
+            return await handler(request)
+        except asyncio.CancelledError:
+            if not (request.expired or request.gone):
+                raise  # the server is shutting down
+            if hasattr(request.task, "uncancel"):  # Python ≥ 3.11 counts cancellations: this one is handled
+                request.task.uncancel()
+            if request.gone:
+                self.abandoned += 1
+                raise ClientGone() from None
             t = self.limits.timeout_s
             if request.phase == "reading":
                 raise ApiError(408, f"the request body did not arrive within {t:g} s") from None
             raise ApiError(503, f"the request was not processed within {t:g} s (server busy)", BUSY) from None
-        except asyncio.CancelledError:
-            if request.gone:
-                self.abandoned += 1
-                raise ClientGone() from None
-            raise
         finally:
+            timer.cancel()
             self.in_progress -= 1
             request.release()
 
-    async def decode(self, fn, data: bytes):
-        return await asyncio.get_running_loop().run_in_executor(self.decoder, fn, data, self.limits.max_pixels)
+    async def decode(self, request: Request, fn, data: bytes):
+        """`fn(upload, max_pixels)` on the event loop for a small upload (its header read here: at most
+        --inline-pixels pixels), else in the decode pool, with the client watched meanwhile."""
+        max_pixels = self.limits.max_pixels
+        header = small_header(data, max_pixels)
+        if header is not None and header.width * header.height <= self.limits.inline_pixels:
+            return fn(header, max_pixels)
+        request.watch_client()
+        upload = data if header is None else header
+        return await asyncio.get_running_loop().run_in_executor(self.decoder, fn, upload, max_pixels)
 
     async def predict(self, request: Request) -> dict:
         kind = media_type(request.scope)
         if kind == "multipart/form-data":
             upload = upload_image(await request.body(self.limits.max_upload_bytes), content_type(request.scope))
-            image, crop = await self.decode(one_digit, upload)
+            image, crop = await self.decode(request, one_digit, upload)
         elif kind == "application/json":
             image = array_image(json_body(await request.body(self.limits.max_json_bytes)))
             crop = png_base64(image)
@@ -154,7 +179,7 @@ class Service:
         if media_type(request.scope) != "multipart/form-data":
             raise ApiError(415, "expected a multipart/form-data upload with the image in field 'file'")
         upload = upload_image(await request.body(self.limits.max_upload_bytes), content_type(request.scope))
-        crops = await self.decode(digits_of_number, upload)
+        crops = await self.decode(request, digits_of_number, upload)
         probs = await self.batcher.predict(np.stack([c.image for c in crops])) if crops else None
         result = read_crops(Answered(probs), crops, min_confidence)
         return {"text": result["text"], "digits": result["digits"], "crops": [png_base64(c.image) for c in crops]}
