@@ -110,6 +110,12 @@ def loadtest(r: dict) -> list[str]:
     return [*results_table(r), ""]
 
 
+def accuracy(r: dict) -> list[str]:
+    from benchmarks.accuracy import results_table
+
+    return [*results_table(r), ""]
+
+
 Selector = Callable[[dict[str, Any]], bool]
 # (heading, which records, render) in README order
 SECTIONS: list[tuple[str, Selector, Callable[[dict], list[str]]]] = [
@@ -119,6 +125,8 @@ SECTIONS: list[tuple[str, Selector, Callable[[dict], list[str]]]] = [
      lambda r: kind(r) == "training-run" and str(r.get("name", "")).startswith("paper-preset"), training_run),
     ("Table 1 (`python -m benchmarks.table1`)", lambda r: kind(r) == "table1" and
      not (r.get("table", {}).get("settings", {}).get("limit") or r.get("table", {}).get("quick")), table1),
+    ("MNIST accuracy over seeds, ensemble and ingredients (`python -m benchmarks.accuracy`)",
+     lambda r: kind(r) == "accuracy" and not r.get("quick"), accuracy),
     ("Transfer learning (`python -m benchmarks.transfer`)", lambda r: kind(r) == "transfer", transfer),
     ("Edge deployment (`python -m benchmarks.edge`)", lambda r: kind(r) == "edge", edge),
     ("Real-world reading (`python -m benchmarks.realworld`)", lambda r: kind(r) == "realworld", realworld),

@@ -21,11 +21,24 @@ def test_paper_cnn_is_the_listed_stack():
     assert [(f.in_features, f.out_features) for f in fcs] == [(4096, 512), (512, 10)]
 
 
-@pytest.mark.parametrize("name", ["paper-cnn", "simple-cnn", "fast"])
+@pytest.mark.parametrize("name", ["paper-cnn", "simple-cnn", "fast", "deep"])
 def test_forward_shapes(name):
     m = create(name, num_classes=10).eval()
     assert m(torch.rand(3, 1, 28, 28)).shape == (3, 10)
     assert create(name, num_classes=27)(torch.rand(2, 1, 28, 28)).shape == (2, 27)
+
+
+def test_deep_cnn_is_the_fast_network_with_two_convolutions_at_14_and_7():
+    m = create("deep", width=8)
+    convs = [l for l in m.modules() if isinstance(l, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 8), (8, 16), (16, 16), (16, 32), (32, 32),
+                                                                (32, 32)]
+    sizes, x = [], torch.rand(2, 1, 28, 28)
+    for block in m.net[:6]:
+        x = block(x)
+        sizes.append(x.shape[-1])
+    assert sizes == [14, 14, 7, 7, 3, 3]
+    assert create("deep", width=8, dropout=0.3).net[-2].p == 0.3
 
 
 def test_registry_errors():

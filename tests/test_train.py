@@ -458,3 +458,28 @@ def test_zero_training_images_is_one_line(tmp_path, capsys):
     assert main(["train", "--dataset", f"idx:{tmp_path}", "--split", "canonical", "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip() == f"digitrec: error: idx:{tmp_path}: no training images " \
                                               "(its train-images file holds 0)"
+
+
+def test_ema_model_gets_batchnorm_statistics_of_its_own_weights(tmp_path, data_root):
+    """The EMA weights are delivered with BatchNorm statistics recomputed for them (averaged running statistics
+    belong to past raw weights: with them the EMA model scored near chance), and the recorded validation accuracy
+    is that of the delivered model."""
+    from torch.optim.swa_utils import update_bn
+
+    from digitrec.data import load, make_split
+    from digitrec.predict import forward_in_batches, to_float
+
+    cfg = _cfg(data_root, epochs=2, ema=0.99, lr=0.05, optimizer="sgd", augment=False)
+    out = tmp_path / "run"
+    train(cfg, out, progress=False, log=lambda s: None)
+    model, _ = checkpoint.load_model(out / "model.pt")
+    split = make_split(load("mnist", str(data_root) if data_root else None), "canonical", limit=1000)
+    expected = checkpoint.load_model(out / "model.pt")[0]
+    images = torch.from_numpy(split.train_images)[:train_mod.BN_RECALIBRATION_IMAGES]
+    update_bn([to_float(images)], expected)
+    stats = [(n, b) for n, b in model.named_buffers() if "running" in n]
+    assert stats and all(torch.allclose(b, dict(expected.named_buffers())[n], atol=1e-5) for n, b in stats)
+    logits = forward_in_batches(model, torch.from_numpy(split.val_images))
+    acc = (logits.argmax(1).numpy() == split.val_labels).mean()
+    history = json.loads((out / "history.json").read_text())["epochs"]
+    assert acc == pytest.approx(max(r["val_acc"] for r in history), abs=1e-6)

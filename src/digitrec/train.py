@@ -35,6 +35,7 @@ from .predict import forward_in_batches, to_float
 from .runinfo import RunInfo
 
 CHECK_EVERY = 50  # steps between host syncs (progress bar, non-finite loss check)
+BN_RECALIBRATION_IMAGES = 5000  # training images whose statistics the EMA model's BatchNorm layers are given
 
 
 def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
@@ -262,8 +263,22 @@ class Trainer:
                             f"(by step {step + 1}); stopped without saving that epoch ({kept}); try a lower --lr")
 
     @torch.no_grad()
+    def recalibrate_ema(self) -> None:
+        """Give the EMA model's BatchNorm layers the statistics of its own weights. Averaged running statistics belong
+        to the raw weights of past steps, not to the averaged weights (with weight decay and a high learning rate
+        the EMA model then scores near chance); the first training images, unaugmented, as SWA's update_bn does."""
+        if self.ema is None:
+            return
+        x = self.train_x[:BN_RECALIBRATION_IMAGES]
+        batches = [to_float(x[i:i + self.cfg.eval_batch_size]) for i in range(0, len(x), self.cfg.eval_batch_size)]
+        if self.cfg.channels_last:
+            batches = [b.contiguous(memory_format=torch.channels_last) for b in batches]
+        torch.optim.swa_utils.update_bn(batches, self.ema.module, self.device)
+
+    @torch.no_grad()
     def validate(self) -> tuple[float, float]:
         """Validation loss and accuracy of the evaluated model over the shards of all ranks."""
+        self.recalibrate_ema()
         dist, model = self.dist, self.eval_model
         if dist.enabled:  # BN running stats drift per rank in the last step: validate rank 0's model everywhere
             dist.broadcast_buffers(model)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import DigitrecError
-from .cnn import FastCNN, PaperCNN, SimpleCNN
+from .cnn import DeepCNN, FastCNN, PaperCNN, SimpleCNN
 
 MAX_PARAMS = 100_000_000  # 9× ResNet-18; a width of 200,000 would be ~10^13 (terabytes before the first step)
 MAX_CLASSES = 1024
@@ -50,6 +50,11 @@ def simple_cnn(num_classes: int = 10, dropout: float = 0.2, channels: Sequence[i
 def fast(num_classes: int = 10, width: int = 32, dropout: float = 0.0,
          channels: Sequence[int] | None = None) -> nn.Module:
     return FastCNN(num_classes, width, dropout, channels)
+
+
+@register("deep")
+def deep(num_classes: int = 10, width: int = 24, dropout: float = 0.0) -> nn.Module:
+    return DeepCNN(num_classes, width, dropout)
 
 
 def _input_size(value) -> int:
