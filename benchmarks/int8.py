@@ -58,11 +58,14 @@ def cpu_flags() -> list[str]:
     return [f for f in CPU_FLAGS if f in flags]
 
 
-def train_network(name: str, work: Path, quick: bool) -> Path:
-    """The network's preset trained in this process (seed 0); its best-validation checkpoint."""
+def train_network(name: str, work: Path, quick: bool, given: dict[str, str] | None = None) -> Path:
+    """The network's checkpoint: given with --checkpoint NAME=PATH, else its preset trained in this process (seed 0;
+    the best-validation checkpoint)."""
     from digitrec.config import make_config
     from digitrec.train import train
 
+    if given and name in given:
+        return Path(given[name])
     preset, options = NETWORKS[name]
     out = work / f"train-{name}"
     if not (out / "model.pt").exists():
@@ -132,7 +135,7 @@ def bench_network(name: str, work: Path, data, args) -> dict[str, Any]:
     from digitrec import export
     from digitrec.onnx_predictor import OnnxPredictor
 
-    ckpt = train_network(name, work, args.quick)
+    ckpt = train_network(name, work, args.quick, args.checkpoint)
     calibration = export.calibration_images("mnist", args.calibration_images)
     folder = work / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -202,6 +205,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="tiny training and timing: checks the script")
     ap.add_argument("--networks", default=",".join(NETWORKS), help=f"comma-separated, from {', '.join(NETWORKS)}")
     ap.add_argument("--bf16-seeds", default="0,1,2", help="seeds of the bf16 vs fp32 training comparison ('' skips)")
+    ap.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
+                    help="use this trained checkpoint for network NAME instead of training it (repeatable)")
     ap.add_argument("--calibration-images", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--reps", type=int, default=20, help="batch-256 runs per round")
@@ -211,8 +216,13 @@ def parse_args() -> argparse.Namespace:
                                                 "results/quick/... with --quick)")
     args = ap.parse_args()
     unknown = sorted(set(args.networks.split(",")) - set(NETWORKS))
+    given = dict(c.split("=", 1) for c in args.checkpoint if "=" in c)
+    unknown += sorted(set(given) - set(NETWORKS))
     if unknown:
         ap.error(f"unknown network(s) {', '.join(unknown)}; choose from {', '.join(NETWORKS)}")
+    if len(given) != len(args.checkpoint) or not all(Path(p).is_file() for p in given.values()):
+        ap.error("--checkpoint takes NAME=PATH with an existing checkpoint file")
+    args.checkpoint = given
     if args.quick:
         args.rounds, args.reps, args.latency_runs, args.calibration_images = 2, 3, 30, 200
         args.bf16_seeds = args.bf16_seeds and "0"

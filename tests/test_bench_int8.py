@@ -51,6 +51,12 @@ def test_unknown_networks_are_refused_and_quick_is_small(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         int8.parse_args()
     assert e.value.code == 2 and "unknown network(s) fsat" in capsys.readouterr().err
+    for bad, message in (("fast", "--checkpoint takes NAME=PATH"), ("fast=/no/such/model.pt", "--checkpoint takes"),
+                         ("fsat=/no/such/model.pt", "unknown network(s) fsat")):
+        monkeypatch.setattr(sys, "argv", ["int8.py", "--checkpoint", bad])
+        with pytest.raises(SystemExit):
+            int8.parse_args()
+        assert message in capsys.readouterr().err
     monkeypatch.setattr(sys, "argv", ["int8.py", "--quick"])
     args = int8.parse_args()
     assert (args.rounds, args.bf16_seeds) == (2, "0") and args.networks == "fast,fast-bn-first,speedrun"
