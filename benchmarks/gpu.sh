@@ -1,56 +1,54 @@
 #!/usr/bin/env bash
-# Every GPU measurement, in two parts, each sized for one call of a lent GPU machine (10-minute limit per call):
-#   table1  Table 1 on MNIST at full size (paper split, 56,000 / 7,000 / 7,000) by benchmarks/table1.py: hybrid,
-#           paper-cnn and simple-cnn with the paper's recipe (25 epochs, Adam 1e-4, batch 64) trained one after
-#           another on the GPU (the hybrid first), each archived the moment it finishes; svm and knn fitted on the
-#           machine's CPU; the record, report.html and its screenshot written into $OUT.
-#   speed   the speed benchmark (benchmarks/run.py: fast and best presets, the examples/mnist baseline, the input
-#           pipeline), each ratio against the baseline of the same run.
+# Every GPU measurement in one call of a lent GPU machine (about 10 minutes on an H200), results in $OUT:
+#   speed   benchmarks/gpu.py: the speedrun and fast presets eager and with --cuda-graphs (3 seeds), the paper preset
+#           (batch 64, 25 epochs) with --cuda-graphs and 2 eager epochs for the ratio; one record naming the card,
+#           gpu-<card>-<date>.{json,md}, rewritten after every run.
+#   table1  benchmarks/table1.py: Table 1 on MNIST at full size (paper split) with the paper's recipe and
+#           --cuda-graphs: the hybrid first (25 epochs), then paper-cnn and simple-cnn, each archived into $OUT the
+#           moment it finishes; svm and knn on the machine's CPU; the record, report.html and its screenshot.
 #
-#   eval "$(python -m benchmarks.provenance --env)"   # on the machine with the checkout: names the commit and tree
-#   DIGITREC_DATA=DIR benchmarks/gpu.sh table1|speed|all   # results in $OUT (the device tool's folder), else benchmarks/results/gpu-run
-#   QUICK=1 ...                                             # tiny budgets: checks the script, numbers mean nothing
+#   python -m benchmarks.provenance --env             # where the checkout is: prints the exports naming the code
+#   export DIGITREC_GIT_COMMIT=... DIGITREC_GIT_DIRTY=0; DIGITREC_DATA=DIR benchmarks/gpu.sh [speed|table1|all]
+#   QUICK=1 ...                                       # tiny budgets: checks the script, numbers mean nothing
 #
-# A copy of the tree sent to a lent machine travels without .git: DIGITREC_GIT_COMMIT / _DIRTY / _DIFF_SHA256 (from
-# benchmarks.provenance --env) say which code it is, and every record carries them. BUDGET_S (default 570) bounds
-# the speed part.
+# A copy of the tree sent to a lent machine travels without .git: the DIGITREC_GIT_* variables say which code it is,
+# and every record carries them; without them (and without .git) the script refuses to run. It refuses, too, on a
+# machine without a CUDA GPU. Either way it exits 2 before writing anything. BUDGET_S (default 570) bounds the call.
 set -uo pipefail
 PART=${1:-all}
-[[ $PART == table1 || $PART == speed || $PART == all ]] || { echo "usage: benchmarks/gpu.sh table1|speed|all" >&2; exit 2; }
+[[ $PART == table1 || $PART == speed || $PART == all ]] || { echo "usage: benchmarks/gpu.sh speed|table1|all" >&2; exit 2; }
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+  echo "benchmarks/gpu.sh: no NVIDIA GPU here (nvidia-smi is missing or lists no GPU): run it on a machine with one" >&2
+  exit 2
+fi
+export PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+python3 -c "from benchmarks.gpu import refusal; import sys; why = refusal(); why and sys.exit('benchmarks/gpu.sh: ' + why)" \
+  || exit 2
 R=${OUT:-benchmarks/results/gpu-run}
 W=${WORK:-/tmp/digitrec-gpu}
 BUDGET_S=${BUDGET_S:-570}
 mkdir -p "$R" && rm -rf "$W" && mkdir -p "$W"
-export PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 exec > >(tee -a "$R/gpu.log") 2>&1
 stamp() { echo "[$(date -u +%T) +${SECONDS}s] $*"; }
-digitrec() { python3 -m digitrec "$@"; }
+left() { echo $((BUDGET_S - SECONDS)); }
 
-quick=(); speed_quick=()
+quick=(); table_quick=()
 if [[ ${QUICK:-0} == 1 ]]; then
-  quick=(--epochs 1 --limit 1000 --classical-limit 2000); speed_quick=(--quick --seeds 0)
+  quick=(--quick); table_quick=(--epochs 1 --limit 1000 --classical-limit 2000)
 fi
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>/dev/null || true
-python3 -c "import torch, os; print('torch', torch.__version__, '|', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU', '|', os.cpu_count(), 'CPUs')"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+python3 -c "import torch, os; print('torch', torch.__version__, '|', torch.cuda.get_device_name(0), '|', os.cpu_count(), 'CPUs')"
+
+if [[ $PART != table1 ]]; then
+  stamp "speed: speedrun/fast presets eager and with CUDA graphs, the paper preset (${quick[*]})"
+  timeout "$(( $(left) > 60 ? $(left) - 30 : 30 ))" python3 -m benchmarks.gpu --out "$R" --work "$W/speed" "${quick[@]}" \
+    || stamp "speed part ended early (its record holds the runs that finished)"
+fi
 
 if [[ $PART != speed ]]; then
-stamp "smoke: the hybrid path on this torch (fails fast rather than after the long runs)"
-digitrec train --model hybrid --epochs 1 --limit 256 --no-progress --out "$W/smoke" > "$W/smoke.log" 2>&1 \
-  || { cat "$W/smoke.log"; stamp "smoke failed"; exit 3; }
-stamp "table 1: the neural models on the GPU (hybrid first), then svm and knn, the table, the report"
-python3 -m benchmarks.table1 --work "$W/table1" --results "$R" --archive "$R" --threads "$(nproc)" --report "${quick[@]}" \
-  || stamp "table 1 failed"
-stamp "table 1 done"
+  stamp "table 1: the neural models with --cuda-graphs (hybrid first), then svm and knn, the table, the report"
+  timeout "$(( $(left) > 30 ? $(left) - 10 : 20 ))" python3 -m benchmarks.table1 --work "$W/table1" --results "$R" \
+    --archive "$R" --threads "$(nproc)" --report --train-flag=--cuda-graphs "${table_quick[@]}" \
+    || stamp "table 1 ended early (each finished model is archived in $R)"
 fi
-
-[[ $PART == table1 ]] && exit 0
-left=$((BUDGET_S - SECONDS))
-sections=fast,best,baseline,pipeline
-((left < 240)) && sections=fast,pipeline  # too little left for the baseline and the best preset, the longest sections
-stamp "speed benchmark: $sections (${left}s left)"
-mkdir -p "$W/speed"
-timeout $((left > 30 ? left - 15 : 15)) python3 -m benchmarks.run --only "$sections" --baseline-epochs 6 \
-  --work "$W/speed/work" --out "$W/speed/gpu" "${speed_quick[@]}" \
-  --note "One GPU; nothing else ran on it during this benchmark." \
-  && tar -czf "$R/speed.tgz" -C "$W/speed" gpu.json gpu.md
 stamp "done"

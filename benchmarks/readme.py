@@ -59,7 +59,33 @@ def speed(r: dict) -> list[str]:
     from benchmarks.run import fast_table, time_to_accuracy_table
 
     out = [*time_to_accuracy_table(r), ""] if "time_to_accuracy" in r else []
-    return out + ([*fast_table(r["fast"]), ""] if "fast" in r else [])
+    if "speedrun" in r:
+        out += ["`digitrec train --preset speedrun` (each a fresh process):", "", *fast_table(r["speedrun"]), ""]
+    out += [*fast_table(r["fast"]), ""] if "fast" in r else []
+    if "startup" in r:
+        from benchmarks.startup import markdown as startup_markdown
+
+        out += [*startup_markdown(r["startup"]), ""]
+    return out
+
+
+def int8(r: dict) -> list[str]:
+    from benchmarks.int8 import results_table, verdict
+
+    out = [*verdict(r), ""]
+    for n in r.get("networks", []):
+        out += [f"**{n['network']}**", "", *results_table(n), ""]
+    if r.get("bf16"):
+        from benchmarks.ideas import markdown
+
+        out += [*markdown("bf16", {"presets": r["bf16"]})[2:], ""]
+    return out
+
+
+def gpu_speed(r: dict) -> list[str]:
+    from benchmarks.gpu import summary_table
+
+    return [*summary_table(r["summary"]), ""]
 
 
 def training_run(r: dict) -> list[str]:
@@ -121,6 +147,9 @@ Selector = Callable[[dict[str, Any]], bool]
 SECTIONS: list[tuple[str, Selector, Callable[[dict], list[str]]]] = [
     ("Speed and accuracy on a CPU (`python -m benchmarks.run`)", lambda r: kind(r) == "speed" and not _gpu(r), speed),
     ("Speed and accuracy on a GPU (`python -m benchmarks.run`)", lambda r: kind(r) == "speed" and _gpu(r), speed),
+    ("Training on a GPU (`benchmarks/gpu.sh speed`)", lambda r: kind(r) == "gpu-speed" and r.get("complete")
+     and not r.get("quick"), gpu_speed),
+    ("int8 and bf16 on a CPU (`python -m benchmarks.int8`)", lambda r: kind(r) == "int8" and not r.get("quick"), int8),
     ("The paper's recipe, full run (`python -m benchmarks.record_run --train --preset paper`)",
      lambda r: kind(r) == "training-run" and str(r.get("name", "")).startswith("paper-preset"), training_run),
     ("Table 1 (`python -m benchmarks.table1`)", lambda r: kind(r) == "table1" and

@@ -169,6 +169,7 @@ def neural_runs(args, models: list[str], work: Path) -> tuple[dict[str, Path], d
     """Each neural model's run folder for the table (trained or resumed here, unless --no-train) and its commit."""
     reuse, commits = {}, {}
     extra = [a for flag, v in (("--epochs", args.epochs), ("--limit", args.limit)) if v for a in (flag, str(v))]
+    extra += args.train_flag  # how the runs go (e.g. --cuda-graphs), never the recipe: each launch's argv records them
     neural = [m for m in models if m not in CLASSICAL]
     for m in sorted(neural, key=lambda m: m != "hybrid"):  # the longest first, while the most time is left
         run_dir = work / f"{m}-{args.dataset}"
@@ -225,6 +226,8 @@ def main() -> None:
     ap.add_argument("--results", default=str(RESULTS), help="folder for the record")
     ap.add_argument("--name", default=None, help="record name (default: table1-DATASET, table1-quick-DATASET)")
     ap.add_argument("--report", action="store_true", help="also write report.html (+ report.png) into --results")
+    ap.add_argument("--train-flag", action="append", default=[], metavar="FLAG",
+                    help="passed to every `digitrec train` (repeatable; e.g. --train-flag=--cuda-graphs)")
     ap.add_argument("--archive", default=None, metavar="DIR",
                     help="after each neural run, its folder (no weights) and launches as DIR/<run>.tgz")
     args = ap.parse_args()

@@ -64,8 +64,9 @@ def test_every_field_has_a_generated_flag_that_round_trips():
               "epochs": 3, "batch_size": 16, "lr": 0.02, "optimizer": "sgd", "momentum": 0.8, "weight_decay": 1e-4,
               "schedule": "cosine", "warmup": 0.1, "label_smoothing": 0.1, "ema": 0.9, "augment": False,
               "rotate": 5.0, "shear": 4.0, "shift": 0.05, "scale": 0.1, "elastic": 1.0, "stroke": 0.5, "blur": 0.2,
-              "contrast": 0.3, "noise": 0.05, "seed": 7, "device": "cpu", "bf16": False, "channels_last": True,
-              "compile": True, "eval_batch_size": 512, "tta": True, "threads": 1, "init_from": "/r/model.pt",
+              "contrast": 0.3, "noise": 0.05, "seed": 7, "device": "cuda", "bf16": False, "bf16_cpu": True,
+              "channels_last": True, "compile": True, "compile_mode": "max-autotune", "cuda_graphs": True,
+              "eval_batch_size": 512, "tta": True, "threads": 1, "init_from": "/r/model.pt",
               "backbone_weights": "imagenet", "freeze": "backbone", "backbone_lr": 1e-3, "unfreeze_epoch": 2}
     assert set(values) == set(FIELDS) - {"model_options"}  # a new field needs a line here
     argv = ["train", "--out", "r", "--model-option", "width=8"]

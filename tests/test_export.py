@@ -127,3 +127,70 @@ def test_predict_cli_accepts_onnx(onnx_file, tiny_run, mnist, tmp_path, capsys):
         rows[model.suffix] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["digit"] for r in rows[".onnx"]] == [r["digit"] for r in rows[".pt"]]
     assert max(abs(a["confidence"] - b["confidence"]) for a, b in zip(rows[".onnx"], rows[".pt"])) < 1e-4
+
+
+# --- int8 variants -------------------------------------------------------------------------------------------
+
+def _optimized_ops(path, tmp_path) -> dict[str, int]:
+    """Operator counts of the graph ONNX Runtime actually runs (after its optimizations)."""
+    import onnx
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    ops: dict[str, int] = {}
+    for node in onnx.load(opts.optimized_model_filepath).graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    return ops
+
+
+@pytest.mark.parametrize("options", [dict(quant_format="qoperator"), dict(per_channel=False),
+                                     dict(activations="uint8", weights="uint8"), dict(reduce_range=True),
+                                     dict(activations="int8", weights="int8")])
+def test_int8_variants_keep_accuracy(onnx_file, mnist, test_digits, tmp_path, options):
+    images, labels = test_digits
+    export.quantize_onnx(onnx_file, tmp_path / "int8.onnx", mnist.train_images[:256], **options)
+    acc32 = (OnnxPredictor(onnx_file).predict(images) == labels).mean()
+    acc8 = (OnnxPredictor(tmp_path / "int8.onnx").predict(images) == labels).mean()
+    assert abs(acc32 - acc8) <= 0.01, (options, acc32, acc8)
+    assert _optimized_ops(tmp_path / "int8.onnx", tmp_path).get("QLinearConv") == 4  # every conv runs in int8
+
+
+def test_int8_bad_options_are_refused_before_writing(onnx_file, mnist, tmp_path):
+    for options, message in ((dict(quant_format="qint"), "format must be one of qdq, qoperator"),
+                             (dict(activations="int8", weights="uint8"), "int8/uint8 is not supported")):
+        with pytest.raises(DigitrecError, match=message):
+            export.quantize_onnx(onnx_file, tmp_path / "q.onnx", mnist.train_images[:64], **options)
+    assert not (tmp_path / "q.onnx").exists()
+
+
+@pytest.mark.parametrize("order, float_batchnorms", [("conv-pool-bn", 3), ("conv-bn-pool", 0)])
+def test_batchnorm_after_pooling_stays_a_float_op_in_int8(mnist, tmp_path, order, float_batchnorms):
+    """Why the fast network gains little from int8: its BatchNorms after max-pooling cannot fold into the conv, so
+    ONNX Runtime runs them in float between quantized ops (with layout transposes); BN before pooling folds away."""
+    from digitrec.models import create
+
+    model = create("fast", width=8, order=order)
+    model.train()
+    with torch.no_grad():  # realistic BatchNorm statistics
+        model(torch.from_numpy(mnist.train_images[:512]).float().div(255)[:, None])
+    model.eval()
+    export.export_onnx(model, tmp_path / "fp32.onnx", mnist.test_images[:64])
+    export.quantize_onnx(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", mnist.train_images[:256])
+    ops = _optimized_ops(tmp_path / "int8.onnx", tmp_path)
+    assert ops.get("BatchNormalization", 0) == float_batchnorms and ops.get("QLinearConv") == 4, ops
+    assert (ops.get("Transpose", 0) > 2) == (float_batchnorms > 0), ops
+
+
+def test_quantize_cli_options(tiny_run, tmp_path, capsys, data_root):
+    out = tmp_path / "q.onnx"
+    args = ["quantize", str(tiny_run / "model.pt"), "--out", str(out), "--calibration-images", "100", "--json",
+            "--format", "qoperator", "--per-tensor", "--types", "u8u8"]
+    assert main(args + (["--data-dir", str(data_root)] if data_root else [])) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (report["format"], report["per_channel"], report["types"]) == ("qoperator", False, "u8u8")
+    assert abs(report["drop_pp"]) < 1.0
+    _fails(capsys, ["quantize", str(tiny_run / "model.pt"), "--out", str(tmp_path / "r.onnx"), "--types", "s8u8"],
+           "invalid choice")
+    assert not (tmp_path / "r.onnx").exists()

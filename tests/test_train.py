@@ -483,3 +483,104 @@ def test_ema_model_gets_batchnorm_statistics_of_its_own_weights(tmp_path, data_r
     acc = (logits.argmax(1).numpy() == split.val_labels).mean()
     history = json.loads((out / "history.json").read_text())["epochs"]
     assert acc == pytest.approx(max(r["val_acc"] for r in history), abs=1e-6)
+
+
+# --- speed options: bf16 on the CPU, CUDA graphs, the step code ------------------------------------------------------
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"cuda_graphs": True, "device": "cpu"}, "--cuda-graphs needs a CUDA device, not --device cpu"),
+])
+def test_cuda_graph_flags_refused_at_config_time(data_root, kw, message):
+    with pytest.raises(DigitrecError, match=message):
+        _cfg(data_root, **kw)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_cuda_graphs_refused_on_a_cpu_run_before_writing(tmp_path, data_root, capsys):
+    assert main(["train", *_argv(data_root), "--cuda-graphs", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == "digitrec: error: --cuda-graphs needs a CUDA device; this run is on cpu"
+    assert not (tmp_path / "r").exists()
+
+
+def test_cuda_graphs_with_compile_or_a_backbone_schedule_is_refused(tmp_path, data_root, monkeypatch):
+    """The checks after the device is known (faked as CUDA here: they run before anything touches it)."""
+    monkeypatch.setattr(train_mod, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(train_mod.Distributed, "setup", lambda self, device: device)
+    for kw, message in (({"compile": True}, "--cuda-graphs and --compile: choose one"),
+                        ({"model": "hybrid", "freeze": "backbone"}, "not supported with --freeze")):
+        with pytest.raises(DigitrecError, match=message):
+            train(_cfg(data_root, cuda_graphs=True, **kw), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_eager_step_is_the_loop_it_replaced():
+    """The CPU path: EagerStep does exactly what the loop did inline (bit-identical weights after a few steps)."""
+    import torch.nn.functional as F
+
+    from digitrec.models import create
+    from digitrec.step import make_step
+
+    def run(use_step: bool):
+        torch.manual_seed(0)
+        model = create("fast", width=4)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        step = make_step(model, opt, False, False, 0.1)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            xb, yb = torch.rand(16, 1, 28, 28, generator=g), torch.randint(0, 10, (16,), generator=g)
+            if use_step:
+                step(xb, yb)
+                continue
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=False):
+                loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=0.1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return model.state_dict()
+
+    assert _same(run(True), run(False))
+
+
+def test_capturable_optimizers_take_the_learning_rate_as_a_tensor(data_root):
+    from digitrec.step import graph_optimizer_options
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    for name, key in (("sgd", "fused"), ("adam", "capturable"), ("adamw", "capturable")):
+        options = graph_optimizer_options(name, 0.01, torch.device("cpu"))
+        assert isinstance(options["lr"], torch.Tensor) and options[key] is True
+        cfg = _cfg(data_root, optimizer=name, lr=0.01, cuda_graphs=True)
+        opt = train_mod.make_optimizer(cfg, params, torch.device("cpu"))
+        assert isinstance(opt.param_groups[0]["lr"], torch.Tensor)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(opt, train_mod.lr_factor(_cfg(data_root, schedule="onecycle",
+                                                                                     warmup=0.5), 10))
+        lr = opt.param_groups[0]["lr"]
+        opt.step()  # (no gradients: nothing moves)
+        scheduler.step()
+        assert opt.param_groups[0]["lr"] is lr  # changed in place: a captured graph reads the new value
+
+
+def test_bf16_on_the_cpu_trains_like_fp32_which_stays_the_default(tmp_path, data_root, straight):
+    assert not _cfg(data_root).bf16_cpu and not make_config("paper").bf16_cpu
+    metrics = train(_cfg(data_root, bf16_cpu=True), tmp_path / "r", progress=False, log=lambda s: None)
+    fp32 = json.loads((straight / "metrics.json").read_text())
+    assert abs(metrics["accuracy"] - fp32["accuracy"]) < 0.05 and not _same(_weights(tmp_path / "r" / "last.pt"),
+                                                                            _weights(straight / "last.pt"))
+    assert set(metrics["phase_time_s"]) == {"train", "setup", "validate", "save", "test", "figures"}
+
+
+def test_fast_network_stem_and_order_options(data_root):
+    from digitrec.models import create
+
+    x = torch.rand(2, 1, 28, 28)
+    for options in ({"stem": "stride"}, {"order": "conv-bn-pool"}, {"stem": "stride", "order": "conv-bn-pool"}):
+        model = create("fast", width=4, **options).eval()
+        assert model(x).shape == (2, 10), options
+    strided = create("fast", width=4, stem="stride")
+    assert strided.net[0][0].stride == (2, 2) and isinstance(strided.net[0][1], torch.nn.Identity)
+    for options, message in (({"stem": "strid"}, "stem must be one of pool, stride, got 'strid'"),
+                             ({"order": "bn-conv"}, "order must be one of conv-pool-bn, conv-bn-pool, got 'bn-conv'")):
+        with pytest.raises(DigitrecError, match=f"model 'fast': bad option \\({message}\\)"):
+            _cfg(data_root, model="fast", model_options=options)
+    speedrun = make_config("speedrun")
+    assert speedrun.bf16_cpu and speedrun.model_options == {"width": 16, "stem": "stride"} and speedrun.epochs == 1

@@ -29,6 +29,7 @@ Split = Literal["paper", "canonical"]
 Optimizer = Literal["adam", "adamw", "sgd"]
 Schedule = Literal["constant", "onecycle", "cosine"]
 Freeze = Literal["none", "backbone"]
+CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
 
 
 def _setting(default: Any, help: str = "", lo: float | None = None, hi: float | None = None,
@@ -78,9 +79,14 @@ class TrainConfig:
     # run
     seed: int = _setting(0, "", 0, 2**32 - 1)
     device: str = _setting("auto", "auto, cpu, cuda or cuda:N")
-    bf16: bool = _setting(True, "bfloat16 autocast (CUDA only)")
+    bf16: bool = _setting(True, "bfloat16 autocast on CUDA")
+    bf16_cpu: bool = _setting(False, "bfloat16 autocast on the CPU too (oneDNN; fast on AVX512-BF16/AMX CPUs)")
     channels_last: bool = _setting(False, "channels-last memory format")
     compile: bool = _setting(False, "torch.compile the model")
+    compile_mode: CompileMode = _setting("default", "torch.compile mode: default, reduce-overhead (CUDA graphs of "
+                                                    "forward and backward) or max-autotune")
+    cuda_graphs: bool = _setting(False, "capture the whole training step (forward, backward, optimizer) as one CUDA "
+                                        "graph and replay it (CUDA only)")
     eval_batch_size: int = _setting(1024, "", 1, 1 << 20)
     tta: bool = _setting(False, "test-time augmentation at evaluation")
     threads: int | None = _setting(None, "CPU threads (default: torch's)", 1, 1024)
@@ -101,6 +107,8 @@ class TrainConfig:
         if self.unfreeze_epoch is not None and self.unfreeze_epoch > self.epochs:
             raise DigitrecError(f"--unfreeze-epoch must be between 2 and --epochs ({self.epochs}), "
                                 f"got {self.unfreeze_epoch}")
+        if self.cuda_graphs and self.device == "cpu":
+            raise DigitrecError("--cuda-graphs needs a CUDA device, not --device cpu")
         if not re.fullmatch(r"auto|cpu|cuda(:\d{1,3})?", self.device):
             raise DigitrecError(f"--device must be auto, cpu or cuda[:N], got {self.device!r}")
         from .models import check_options

@@ -6,7 +6,7 @@ Exported interface (ONNX and TorchScript alike, the same as `Predictor.predict_p
 The model is exported in eval mode (dropout off, BatchNorm running statistics frozen), wrapped with its softmax.
 
 Quantization: ONNX Runtime's `quantize_static`, QDQ format, per-channel symmetric int8 weights, uint8 activations,
-calibrated on official TRAINING images (the test set stays untouched). Why ONNX Runtime and not PyTorch's own
+calibrated on official TRAINING images (the test set stays untouched); format, granularity and types can be chosen. Why ONNX Runtime and not PyTorch's own
 (torch.ao FX quantization): the int8 file then runs where the fp32 ONNX file runs, without torch, and
 torch.ao.quantization's FX API is deprecated in torch 2.14 (it warns, pointing to torchao). benchmarks/edge.py
 measures both side by side (accuracy, size, latency) so the choice can be checked.
@@ -151,11 +151,18 @@ class _Calibration:
         return next(self._batches, None)
 
 
-def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, calibration: np.ndarray,
-                  calibrate_method: str = "minmax") -> None:
-    """Static int8: QDQ format, per-channel int8 weights (symmetric), uint8 activations calibrated on `calibration`.
+QUANT_FORMATS = ("qdq", "qoperator")
+# (activations, weights): the pairs ONNX Runtime's CPU kernels run; u8s8 is the one VNNI's vpdpbusd multiplies
+QUANT_TYPES = (("uint8", "int8"), ("uint8", "uint8"), ("int8", "int8"))
 
-    Softmax stays float: a uint8 probability (steps of 1/255) would create ties in the argmax."""
+
+def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, calibration: np.ndarray,
+                  calibrate_method: str = "minmax", quant_format: str = "qdq", per_channel: bool = True,
+                  activations: str = "uint8", weights: str = "int8", reduce_range: bool = False) -> None:
+    """Static int8, calibrated on `calibration`. Default: QDQ format, per-channel symmetric int8 weights, uint8
+    activations. `quant_format="qoperator"` writes QLinearConv/QGemm nodes directly instead of Q/DQ pairs that ONNX
+    Runtime fuses into them; `reduce_range` uses 7-bit weights (for CPUs without VNNI, whose 8-bit multiply-add can
+    saturate). Softmax stays float: a uint8 probability (steps of 1/255) would create ties in the argmax."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -163,16 +170,25 @@ def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
                "percentile": CalibrationMethod.Percentile}
     if calibrate_method not in methods:
         raise DigitrecError(f"calibration method must be one of {', '.join(methods)}, got {calibrate_method!r}")
+    if quant_format not in QUANT_FORMATS:
+        raise DigitrecError(f"quantization format must be one of {', '.join(QUANT_FORMATS)}, got {quant_format!r}")
+    if (activations, weights) not in QUANT_TYPES:
+        pairs = ", ".join(f"{a}/{w}" for a, w in QUANT_TYPES)
+        raise DigitrecError(f"activations/weights {activations}/{weights} is not supported; choose one of {pairs}")
+    types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     with tempfile.TemporaryDirectory() as tmp:
         prepped = Path(tmp) / "prepped.onnx"
         # ONNX shape inference + ORT graph optimization (folds BN into conv); the symbolic pass trips on ReduceMax
         quant_pre_process(str(fp32_path), str(prepped), skip_symbolic_shape=True)
         quantized = Path(tmp) / "int8.onnx"
-        quantize_static(str(prepped), str(quantized), _Calibration(calibration), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        quantize_static(str(prepped), str(quantized), _Calibration(calibration),
+                        quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
+                        per_channel=per_channel, reduce_range=reduce_range, activation_type=types[activations],
+                        weight_type=types[weights],
                         op_types_to_quantize=["Conv", "Gemm", "MatMul", "MaxPool", "Relu", "Reshape", "Flatten"],
                         calibrate_method=methods[calibrate_method],
-                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+                        extra_options={"WeightSymmetric": weights == "int8",
+                                       "ActivationSymmetric": activations == "int8"})
         with atomic_path(out_path) as out:
             shutil.copyfile(quantized, out)
 

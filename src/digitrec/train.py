@@ -16,8 +16,9 @@ import math
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -33,17 +34,20 @@ from .fileio import write_json
 from .models import create
 from .predict import forward_in_batches, to_float
 from .runinfo import RunInfo
+from .step import graph_optimizer_options, make_step
 
 CHECK_EVERY = 50  # steps between host syncs (progress bar, non-finite loss check)
 BN_RECALIBRATION_IMAGES = 5000  # training images whose statistics the EMA model's BatchNorm layers are given
 
 
-def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+def make_optimizer(cfg: TrainConfig, params, device: torch.device | None = None) -> torch.optim.Optimizer:
+    """The optimizer; with cfg.cuda_graphs, in its capturable form (learning rate as a tensor on `device`)."""
+    options = graph_optimizer_options(cfg.optimizer, cfg.lr, device) if cfg.cuda_graphs else {"lr": cfg.lr}
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, weight_decay=cfg.weight_decay, **options)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, weight_decay=cfg.weight_decay, **options)
+    return torch.optim.SGD(params, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay, **options)
 
 
 def lr_factor(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -98,12 +102,14 @@ class Trainer:
         transfer.check(self.cfg, resume)
         self.history: list[dict[str, Any]] = []
         self.saved_epoch, self.best_epoch, self.best_acc, self.train_time = 0, 0, -1.0, 0.0
+        self.phase_s: dict[str, float] = {}
 
     # --- setup: device, data, model, optimizer -------------------------------------------------------------------
 
     def setup(self) -> None:
         cfg, dist = self.cfg, self.dist
         self.device = dist.setup(resolve_device(cfg.device))
+        self._check_speed_options()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         if dist.local_rank != 0:  # one process per machine downloads, the others wait
@@ -122,9 +128,24 @@ class Trainer:
             raise DigitrecError(f"{len(self.train_y)} training samples cannot be shared by {dist.world_size} "
                                 "process(es); a run needs at least 2 per process")
         self.steps_per_epoch = max(1, self.per_rank // cfg.batch_size + (self.per_rank % cfg.batch_size >= 2))
+        self.autocast = (cfg.bf16 and self.device.type == "cuda") or (cfg.bf16_cpu and self.device.type == "cpu")
         self._build_model()
         self.aug = AugmentConfig.from_config(cfg)
-        self.autocast = cfg.bf16 and self.device.type == "cuda"
+
+    def _check_speed_options(self) -> None:
+        """--cuda-graphs needs a CUDA device and one process, and a fixed set of trained parameters."""
+        cfg = self.cfg
+        if not cfg.cuda_graphs:
+            return
+        if self.device.type != "cuda":
+            raise DigitrecError(f"--cuda-graphs needs a CUDA device; this run is on {self.device}")
+        if cfg.compile:
+            raise DigitrecError("--cuda-graphs and --compile: choose one (--compile --compile-mode reduce-overhead "
+                                "graphs the forward and backward passes itself)")
+        if self.dist.enabled:
+            raise DigitrecError("--cuda-graphs is not supported with torchrun (several processes)")
+        if transfer.uses_backbone(cfg):
+            raise DigitrecError("--cuda-graphs is not supported with --freeze, --unfreeze-epoch or --backbone-lr")
 
     def _build_model(self) -> None:
         cfg, device = self.cfg, self.device
@@ -140,7 +161,7 @@ class Trainer:
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.optimizer = make_optimizer(cfg, transfer.param_groups(model, cfg))  # a backbone group if asked
+        self.optimizer = make_optimizer(cfg, transfer.param_groups(model, cfg), device)  # a backbone group if asked
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
                                                            lr_factor(cfg, self.steps_per_epoch * cfg.epochs))
         self.ema = None
@@ -149,7 +170,8 @@ class Trainer:
                 model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
         self.train_model = self.dist.wrap(model, device)
         if cfg.compile:
-            self.train_model = torch.compile(self.train_model)
+            self.train_model = torch.compile(self.train_model, mode=cfg.compile_mode)
+        self.step = make_step(self.train_model, self.optimizer, cfg.cuda_graphs, self.autocast, cfg.label_smoothing)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -216,12 +238,7 @@ class Trainer:
             yb = self.train_y[idx]
             if cfg.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                logits = self.train_model(xb)
-                loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            loss, logits = self.step(xb, yb)
             self.scheduler.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
@@ -335,8 +352,19 @@ class Trainer:
 
     # --- the whole run --------------------------------------------------------------------------------------------
 
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        """Wall time spent in a part of the run (setup, validate, save, test, figures), summed: metrics.json's
+        phase_time_s says where a run's time went besides training."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phase_s[name] = self.phase_s.get(name, 0.0) + time.perf_counter() - t0
+
     def run(self, evaluate_test: bool = True) -> dict[str, Any]:
-        self.setup()
+        with self._phase("setup"):  # device, data (decoded or from the cache), model, optimizer
+            self.setup()
         cfg, dist, state = self.cfg, self.dist, self.state or {}
         self.info = RunInfo.start(cfg, self.split.sizes(), self.device, dist.world_size, state.get("epoch", 0),
                                   state.get("sessions"))
@@ -356,10 +384,13 @@ class Trainer:
             for epoch in range(self.saved_epoch, cfg.epochs):
                 row = self.epoch(epoch)
                 self.train_time += row["epoch_time_s"]
-                val_loss, val_acc = self.validate()
+                with self._phase("validate"):
+                    val_loss, val_acc = self.validate()
                 self._check_finite(torch.tensor(val_loss), epoch, self.steps_per_epoch - 1, "validation loss")
-                row = {**row, "val_loss": val_loss, "val_acc": val_acc, "lr": self.optimizer.param_groups[0]["lr"]}
-                self.save(_ordered(row))
+                row = {**row, "val_loss": val_loss, "val_acc": val_acc,
+                       "lr": float(self.optimizer.param_groups[0]["lr"])}  # a tensor with --cuda-graphs
+                with self._phase("save"):
+                    self.save(_ordered(row))
                 if dist.is_main:
                     self.log(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  acc "
                              f"{row['train_acc']:.4f}  val_loss {val_loss:.4f}  val_acc {val_acc:.4f}  "
@@ -384,11 +415,14 @@ class Trainer:
         if self.dist.is_main and evaluate_test:
             from .evaluate import evaluate_checkpoint, write_figures
 
-            metrics = evaluate_checkpoint(self.best_path, self.cfg.dataset, self.cfg.split, device=self.device,
-                                          tta=self.cfg.tta, split_obj=self.split)
+            with self._phase("test"):
+                metrics = evaluate_checkpoint(self.best_path, self.cfg.dataset, self.cfg.split, device=self.device,
+                                              tta=self.cfg.tta, split_obj=self.split)
             result = {**metrics, **result, **self.info.record()}
-            write_json(self.out / "metrics.json", result)
-            write_figures(self.history, result, self.out)
+            with self._phase("figures"):
+                write_figures(self.history, result, self.out)
+            result["phase_time_s"] = {"train": self.train_time, **self.phase_s}  # this session's
+            write_json(self.out / "metrics.json", result)  # last: the run's completion mark
         self.dist.barrier()
         self.dist.shutdown()
         return result

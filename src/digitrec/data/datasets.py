@@ -19,6 +19,7 @@ import torch
 
 from ..errors import DigitrecError
 from ..fileio import sha256_file
+from . import cache as decoded_cache
 from .idx import read_images_labels
 from .sources import SOURCES, DatasetSource
 
@@ -158,22 +159,31 @@ def _with_extras(name: str, data_dir: str | None, download: bool) -> DigitArrays
                        location=f"{base.location} + {added} digits", num_classes=base.num_classes)
 
 
+def _decode(src: DatasetSource, folder: Path, label_bound: int) -> dict[str, np.ndarray]:
+    """The four IDX files of `src` in `folder`, read, checked and turned upright."""
+    arrays = {}
+    for part, (images_name, labels_name) in (("train", (src.train_images, src.train_labels)),
+                                             ("test", (src.test_images, src.test_labels))):
+        images, labels = read_images_labels(folder / images_name, folder / labels_name, label_bound)
+        if src.transposed:
+            images = np.ascontiguousarray(images.transpose(0, 2, 1))
+        arrays[f"{part}_images"], arrays[f"{part}_labels"] = images, labels
+    return arrays
+
+
 @lru_cache(maxsize=8)
 def _load_cached(name: str, data_dir: str | None, download: bool) -> DigitArrays:
     if "+" in name and not name.startswith("idx:"):
         return _with_extras(name, data_dir, download)
     src, folder = locate(name, data_dir, download)
-    parts = []
+    # Class count of an arbitrary IDX dataset is read from its labels (EMNIST letters: 27).
+    label_bound = 256 if name.startswith("idx:") else src.num_classes
+    files = [folder / f for f in src.files]
+    arrays = decoded_cache.load_or_build(cache_root() / "decoded", str(folder.resolve()), files,
+                                         f"transposed={src.transposed}|labels<{label_bound}",
+                                         lambda: _decode(src, folder, label_bound))
+    parts = [arrays[k] for k in decoded_cache.NAMES]
     num_classes = src.num_classes
-    for images_name, labels_name in ((src.train_images, src.train_labels), (src.test_images, src.test_labels)):
-        if name.startswith("idx:"):
-            # Class count of an arbitrary IDX dataset is read from its labels (EMNIST letters: 27).
-            images, labels = read_images_labels(folder / images_name, folder / labels_name, num_classes=256)
-        else:
-            images, labels = read_images_labels(folder / images_name, folder / labels_name, num_classes)
-        if src.transposed:
-            images = np.ascontiguousarray(images.transpose(0, 2, 1))
-        parts += [images, labels]
     if name.startswith("idx:"):
         num_classes = max(10, int(max(parts[1].max(initial=0), parts[3].max(initial=0))) + 1)
     return DigitArrays(name, *parts, location=str(folder), num_classes=num_classes)

@@ -48,8 +48,8 @@ def simple_cnn(num_classes: int = 10, dropout: float = 0.2, channels: Sequence[i
 
 @register("fast")
 def fast(num_classes: int = 10, width: int = 32, dropout: float = 0.0,
-         channels: Sequence[int] | None = None) -> nn.Module:
-    return FastCNN(num_classes, width, dropout, channels)
+         channels: Sequence[int] | None = None, stem: str = "pool", order: str = "conv-pool-bn") -> nn.Module:
+    return FastCNN(num_classes, width, dropout, channels, stem, order)
 
 
 @register("deep")
