@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 import zlib
 
 import httpx
@@ -506,6 +507,16 @@ def _half_open(port: int, count: int, seconds: float = 10) -> list[socket.socket
     return done
 
 
+def _peers_held(port: int) -> set[int]:
+    """Client ports of the established TCP connections whose local end is `port` (IPv4, from /proc/net/tcp)."""
+    held = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if state == "01" and int(local.split(":")[1], 16) == port:
+            held.add(int(remote.split(":")[1], 16))
+    return held
+
+
 def test_1000_half_open_connections_do_not_stop_healthz(model, tmp_path):
     """Clients that never finish their request headers, far more than the server's file limit (200 here)."""
     _raise_own_file_limit(1200)
@@ -519,11 +530,19 @@ def test_1000_half_open_connections_do_not_stop_healthz(model, tmp_path):
                 assert httpx.get(server.url + "/healthz", timeout=10).json()["status"] == "ok"
                 assert time.monotonic() - started < 3
             assert len(half_open) >= 900, len(half_open)  # connected: the server accepted (and later dropped) them
-            time.sleep(3.5)  # past the header deadline: every one still open was answered 408 and closed
+            # Past the header deadline the server lets every one of them go. Each deadline counts from acceptance,
+            # and a burst over the file limit is accepted over a few seconds, so allow for that — but not forever.
+            ours, give_up = {s.getsockname()[1] for s in half_open}, time.monotonic() + 20
+            while (held := ours & _peers_held(server.port)) and time.monotonic() < give_up:
+                time.sleep(0.5)
+            assert not held, f"{len(held)} half-open connections still held 20 s after the last one connected"
             for s in half_open[-50:]:
                 s.setblocking(True)
-                s.settimeout(5)
-                reply = s.recv(200)  # b"": closed earlier to make room for newer connections
+                s.settimeout(2)
+                try:
+                    reply = s.recv(200)  # b"": closed earlier to make room for newer connections
+                except TimeoutError:  # the kernel dropped it from a full accept queue; the server never had it
+                    continue
                 assert reply == b"" or reply.startswith(b"HTTP/1.1 408"), reply
         finally:
             for s in half_open:
