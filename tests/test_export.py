@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from digitrec import checkpoint, export
+from _cli import fails as _fails
 from digitrec.cli import main
 from digitrec.errors import DigitrecError
 from digitrec.onnx_predictor import OnnxPredictor
@@ -93,14 +94,6 @@ def test_corrupt_and_wrong_shape_onnx(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "rgb.onnx"))
     with pytest.raises(DigitrecError, match=r"expected one float input of shape N×1×28×28.*3, 32, 32"):
         OnnxPredictor(tmp_path / "rgb.onnx")
-
-
-def _fails(capsys, args, *fragments):
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("digitrec: error:") and len(err.splitlines()) == 1, err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 def test_cli_bad_inputs(tiny_run, tmp_path, capsys):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from digitrec import checkpoint, prune
-from digitrec.cli import main
+from _cli import fails as _fails
 from digitrec.models import create
 
 
@@ -78,14 +78,6 @@ def test_structured_prune_run_reloads(tiny_run, tmp_path, data_root):
     assert p["params_after"] < 0.35 * p["params_before"]
     model, ckpt = checkpoint.load_model(tmp_path / "run" / "model.pt")
     assert ckpt["model_options"]["channels"] == [16, 32, 64, 64] and prune.count_params(model) == p["params_after"]
-
-
-def _fails(capsys, argv, *fragments):
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("digitrec: error:") and len(err.splitlines()) == 1, err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 def test_cli_bad_inputs(tiny_run, tmp_path, capsys):
