@@ -27,6 +27,7 @@ def runs(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # trains by itself
 def test_members_are_scored_as_their_runs_were(runs, tmp_path, capsys):
     """A member trained with tta=true is scored with TTA, as its own metrics.json was (not without, as before)."""
     assert main(["ensemble", *map(str, runs), "--out", str(tmp_path)]) == 0
@@ -38,6 +39,7 @@ def test_members_are_scored_as_their_runs_were(runs, tmp_path, capsys):
     assert "(fast, TTA): accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # trains by itself
 def test_tta_flag_overrides_every_member(runs, tmp_path):
     from digitrec.evaluate import evaluate_checkpoint
 
@@ -51,6 +53,7 @@ def test_tta_flag_overrides_every_member(runs, tmp_path):
         assert members[0]["accuracy"] == direct["accuracy"]
 
 
+@pytest.mark.slow  # trains by itself
 def test_mean_probabilities_and_diversity_recomputed_independently(runs):
     """The ensemble's vote, disagreement and oracle from the members' own probabilities (TTA by hand)."""
     from digitrec.data import load, make_split

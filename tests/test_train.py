@@ -68,6 +68,7 @@ def test_run_writes_all_files_and_records_split(straight):
     assert ckpt["config"]["model"] == "fast" and ckpt["split"] == "canonical"
 
 
+@pytest.mark.slow  # trains by itself
 def test_run_records_commit_argv_and_hardware(straight):
     """One run-metadata object feeds history.json, metrics.json and the checkpoints."""
     history = json.loads((straight / "history.json").read_text())
@@ -180,6 +181,7 @@ def _copy(run, tmp_path):
     return tmp_path / "run"
 
 
+@pytest.mark.slow  # trains by itself
 def test_plain_resume_takes_the_runs_own_settings(one_epoch_of_two, tmp_path, capsys, straight):
     """`digitrec train --out R --resume` (the README's form): the run's split, limit and epochs, not the paper
     preset's (which would have put the canonical test images into training)."""
@@ -209,6 +211,7 @@ def test_resume_refuses_contradicting_flags(one_epoch_of_two, tmp_path, capsys, 
     assert (run / "last.pt").read_bytes() == before
 
 
+@pytest.mark.slow  # trains by itself
 def test_resume_accepts_repeated_and_machine_flags(one_epoch_of_two, tmp_path, data_root, straight):
     """The full original command line again (as torchrun restarts and sweeps do), with other threads/device."""
     run = _copy(one_epoch_of_two, tmp_path)
@@ -218,6 +221,7 @@ def test_resume_accepts_repeated_and_machine_flags(one_epoch_of_two, tmp_path, d
     assert cfg["threads"] == 1 and cfg["device"] == "cpu" and cfg["lr"] == 3e-3
 
 
+@pytest.mark.slow  # trains by itself
 def test_resume_if_exists_starts_fresh_or_resumes(tmp_path, data_root):
     run = tmp_path / "run"
     argv = ["train", *_argv(data_root, epochs=1, limit=200), "--resume-if-exists", "--out", str(run)]
@@ -295,6 +299,7 @@ def _fail_writes(monkeypatch, name: str, skip: int = 0):
     monkeypatch.setattr(fileio, "_write_file", write)
 
 
+@pytest.mark.slow  # trains by itself
 def test_disk_full_at_the_first_checkpoint(tmp_path, data_root, monkeypatch, capsys, straight):
     run = tmp_path / "run"
     _fail_writes(monkeypatch, "last.pt")
@@ -310,6 +315,7 @@ def test_disk_full_at_the_first_checkpoint(tmp_path, data_root, monkeypatch, cap
     assert _same(_weights(straight / "model.pt"), _weights(run / "model.pt"))
 
 
+@pytest.mark.slow  # trains by itself
 def test_disk_full_between_last_pt_and_model_pt(tmp_path, data_root, monkeypatch, capsys, straight):
     run = tmp_path / "run"
     _fail_writes(monkeypatch, "model.pt")
@@ -354,6 +360,7 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow  # trains by itself
 def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path, data_root, straight):
     run, script = tmp_path / "run", tmp_path / "kill.py"
     script.write_text(KILL_MID_EPOCH)
@@ -369,6 +376,7 @@ def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path, data_root, stra
 
 
 @pytest.mark.parametrize("epoch", [1, 2])
+@pytest.mark.slow  # trains by itself
 def test_kill_9_between_last_pt_and_model_pt(tmp_path, data_root, epoch, straight):
     """SIGKILL right after last.pt is renamed into place: --resume rebuilds model.pt and history.json from it and
     finishes with the bit-identical model; a fresh run in that folder is told to --resume."""
@@ -406,6 +414,7 @@ ls -a "$1/run" > "$2/files"
 """
 
 
+@pytest.mark.slow  # trains by itself
 def test_real_full_disk_in_a_small_tmpfs(tmp_path, data_root):
     """A real ENOSPC from a 400 KB tmpfs (in a private mount namespace): one line, never torch's enforce-fail text;
     after space is freed the same command runs in the same folder."""
@@ -460,6 +469,7 @@ def test_zero_training_images_is_one_line(tmp_path, capsys):
                                               "(its train-images file holds 0)"
 
 
+@pytest.mark.slow  # trains by itself
 def test_ema_model_gets_batchnorm_statistics_of_its_own_weights(tmp_path, data_root):
     """The EMA weights are delivered with BatchNorm statistics recomputed for them (averaged running statistics
     belong to past raw weights: with them the EMA model scored near chance), and the recorded validation accuracy
@@ -560,6 +570,7 @@ def test_capturable_optimizers_take_the_learning_rate_as_a_tensor(data_root):
         assert opt.param_groups[0]["lr"] is lr  # changed in place: a captured graph reads the new value
 
 
+@pytest.mark.slow  # trains by itself
 def test_bf16_on_the_cpu_trains_like_fp32_which_stays_the_default(tmp_path, data_root, straight):
     assert not _cfg(data_root).bf16_cpu and not make_config("paper").bf16_cpu
     metrics = train(_cfg(data_root, bf16_cpu=True), tmp_path / "r", progress=False, log=lambda s: None)
