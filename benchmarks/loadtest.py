@@ -7,6 +7,8 @@ Servers (each a subprocess on 127.0.0.1, the same ONNX model, onnxruntime on one
   baseline     benchmarks/loadtest_baseline.py: Starlette + onnxruntime, plain MNIST-style preprocessing
   swapped      benchmarks/loadtest_swapped.py: digitrec's server with the baseline's preprocessing swapped in —
                not a product configuration; it splits the gap into "server" and "preprocessing"
+  pool         `digitrec serve --inline-pixels 0`: every upload decoded in the decode pool, none on the event
+               loop — what decoding small uploads on the loop saves (attribution, 1 worker)
 Payloads (multipart uploads): a 28×28 PNG and a 280×280 canvas PNG to /v1/predict, a 640×480 JPEG photo of a
 4-digit number to /v1/read. Load: `wrk -t1 -c50 -dD` per payload after a warm-up, --rounds rounds with the
 servers interleaved, the median round reported; workers 1 and 2 for digitrec and baseline. Then wrk's 50
@@ -38,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from benchmarks.loadtest_payloads import make_payloads  # noqa: E402
 from benchmarks.loadtest_report import headline, markdown  # noqa: E402
-from benchmarks.loadtest_stages import profile_buckets, stage_costs  # noqa: E402
+from benchmarks.loadtest_stages import profile_buckets, slow_inline_ms, stage_costs  # noqa: E402
 from benchmarks.provenance import machine_slug, provenance  # noqa: E402
 from digitrec.fileio import write_bytes, write_json, write_text  # noqa: E402
 
@@ -154,9 +156,9 @@ def ready(url: str) -> bool:
 
 def start(kind: str, model: str, workers: int, tmp: Path) -> Server:
     py = sys.executable
-    if kind == "digitrec":
+    if kind in ("digitrec", "pool"):
         cmd = [py, "-m", "digitrec", "serve", "--model", model, "--host", "127.0.0.1", "--port", "0",
-               "--workers", str(workers), "--log-level", "warning"]
+               "--workers", str(workers), "--log-level", "warning"] + (["--inline-pixels", "0"] if kind == "pool" else [])
     elif kind == "baseline":
         port = free_port()
         cmd = [py, str(HERE / "loadtest_baseline.py"), model, str(port), str(workers)]
@@ -246,7 +248,7 @@ def measure(args, payloads: dict, model: str, tmp: Path, lua: Path) -> dict:
     for workers in args.workers:
         servers = []
         try:
-            for kind in ["digitrec", "baseline"] + (["swapped"] if workers == 1 else []):
+            for kind in ["digitrec", "baseline"] + (["swapped", "pool"] if workers == 1 else []):
                 servers.append(start(kind, model, workers, tmp))
             for server in servers:
                 runs.setdefault("answers", {})[server.name] = {p: answer_of(server, payloads[p]) for p in payloads}
@@ -269,7 +271,8 @@ def measure(args, payloads: dict, model: str, tmp: Path, lua: Path) -> dict:
             if workers == 1:
                 if args.profile:  # digitrec as shipped, and its server code with the plain preprocessing
                     runs["profile"] = {s.name: profile_buckets(s.proc.pid, s.url, payloads["28x28"], lua,
-                                                               args.profile_seconds) for s in (servers[0], servers[2])}
+                                                               args.profile_seconds)
+                                       for s in servers if s.name in ("digitrec", "swapped")}
                 settle(servers[0])
                 runs["zero_error_run"] = exact_count(servers[0], payloads["28x28"], args.exact_requests,
                                                      args.connections, tmp / "exact.lua")
@@ -325,6 +328,7 @@ def main() -> None:
             p["body_file"] = tmp / f"{name}.body"
             write_bytes(p["body_file"], multipart(p["filename"], p["content_type"], p["data"]))
         record["stages"] = stage_costs(model, payloads)
+        record["slow_inline_ms"] = slow_inline_ms()
         record["runs"] = measure(args, payloads, model, tmp, lua)
     record["load_average_at_end"] = os.getloadavg()
     record["settings"] = {"model": args.model or "bundled model exported to ONNX", "duration_s": args.duration,

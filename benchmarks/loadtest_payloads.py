@@ -49,3 +49,16 @@ def make_payloads(data_dir) -> dict:
                   "data": photo_of_number(images), "expected": "".join(map(str, labels)),
                   "what": "640×480 JPEG photo of the number made of MNIST test digits 0–3, uneven light, noise"},
     }
+
+
+def slow_inline_uploads(side: int = 316) -> dict[str, bytes]:
+    """The slowest uploads we found that still qualify for decoding on the event loop under the default limits
+    (at most 16 KB and --inline-pixels = 100,000 pixels): textures of many pieces of ink, and noise as a
+    low-quality JPEG (which is what gets that much entropy into 16 KB)."""
+    grid = np.full((side, side), 255, np.uint8)
+    grid[::6] = 0
+    grid[:, ::6] = 0
+    noise = np.random.default_rng(0).integers(0, 256, (side, side), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, "JPEG", quality=5)
+    return {"6-px line grid (PNG)": _png(Image.fromarray(grid)), "noise (JPEG, quality 5)": buf.getvalue()}

@@ -65,18 +65,23 @@ def scaling(record: dict) -> list[str]:
                        "first leave.", ""]
 
 
+ATTRIBUTION = ("digitrec", "swapped", "baseline", "pool")
+
+
 def breakdown(record: dict) -> list[str]:
     lines = ["## Where the time goes", "",
-             "Server CPU per request under load (all threads and worker processes, from /proc), and the same "
-             "server code with the baseline's plain preprocessing swapped in (`swapped`: attribution only, not "
-             "shipped):", "",
-             "| payload | digitrec req/s | swapped req/s | baseline req/s | digitrec CPU ms/req | "
-             "swapped CPU ms/req | baseline CPU ms/req |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "Server CPU per request under load (all threads and worker processes, from /proc); for attribution "
+             "only, not shipped: the same server code with the baseline's plain preprocessing swapped in "
+             "(`swapped`), and digitrec with every upload decoded in the decode pool (`pool`: "
+             "`--inline-pixels 0`):", "",
+             "| payload | " + " | ".join(f"{s} req/s" for s in ATTRIBUTION) + " | "
+             + " | ".join(f"{s} CPU ms/req" for s in ATTRIBUTION) + " |",
+             "| --- | " + " | ".join("---:" for _ in ATTRIBUTION * 2) + " |"]
     for p in PAYLOADS:
-        r = [_run(record, p, s, 1) for s in ("digitrec", "swapped", "baseline")]
-        if all(r):
-            lines.append("| " + p + " | " + " | ".join(f"{x['requests_per_s']:,}" for x in r) + " | "
-                         + " | ".join(f"{x['server_cpu_ms_per_request']}" for x in r) + " |")
+        r = [_run(record, p, s, 1) for s in ATTRIBUTION]
+        if all(r[:3]):  # (records from before the pool column lack it)
+            lines.append("| " + p + " | " + " | ".join(f"{x['requests_per_s']:,}" if x else "–" for x in r) + " | "
+                         + " | ".join(f"{x['server_cpu_ms_per_request']}" if x else "–" for x in r) + " |")
     stages = record["stages"]
     names = list(dict.fromkeys(k for p in stages.values() for who in ("digitrec", "baseline") for k in p[who]))
     lines += ["", "Each stage alone, one thread, µs per request (median of 5 rounds; photo: all its digits):", "",
@@ -85,6 +90,14 @@ def breakdown(record: dict) -> list[str]:
     for name in names:
         cells = [f"{stages[p][who].get(name, '–')}" for p in stages for who in ("digitrec", "baseline")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    slow = record.get("slow_inline_ms")
+    if slow:
+        lines += ["", "The slowest uploads we found that are still decoded on the event loop (≤ 16 KB and "
+                  "`--inline-pixels`): how long one holds the loop, ms on one thread:", "",
+                  "| upload | bytes | on the loop | as one digit | as a number |", "| --- | ---: | --- | ---: | ---: |"]
+        for name, r in slow.items():
+            lines.append(f"| {name} | {r['bytes']:,} | {'yes' if r['on the loop'] else 'no'} | {r['one_digit']} | "
+                         f"{r['digits_of_number']} |")
     prof = record["runs"].get("profile")
     if prof:
         names = list(prof)

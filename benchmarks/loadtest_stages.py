@@ -53,6 +53,24 @@ def starlette_form(body: bytes):
     return lambda: loop.run_until_complete(parse())
 
 
+def slow_inline_ms() -> dict:
+    """How long the slowest uploads that qualify for the event loop hold it (decoding + preprocessing, one thread,
+    ms; each as a single digit and as a number)."""
+    from benchmarks.loadtest_payloads import slow_inline_uploads
+    from digitrec.serve.decode import digits_of_number, one_digit, small_header
+    from digitrec.serve.limits import ServeLimits
+
+    limits, out = ServeLimits(), {}
+    for name, data in slow_inline_uploads().items():
+        header = small_header(data, limits.max_pixels)
+        inline = header is not None and header.width * header.height <= limits.inline_pixels
+        out[name] = {"bytes": len(data), "on the loop": inline}
+        for fn in (one_digit, digits_of_number):
+            fn(data, limits.max_pixels)  # warm-up
+            out[name][fn.__name__] = round(per_call_us(lambda: fn(data, limits.max_pixels), 1.0) / 1000, 1)
+    return out
+
+
 def stage_costs(model: str, payloads: dict) -> dict:
     """Per payload: µs per request of each stage, digitrec's and the baseline's, on one thread."""
     sys.path.insert(0, str(HERE))

@@ -363,6 +363,27 @@ def test_50_concurrent_reads_and_mixed_traffic_never_deadlock(live, mnist):
         "".join(map(str, labels[:4]))  # and it answers normally afterwards
 
 
+def test_slow_uploads_on_the_event_loop_do_not_stop_it(live):
+    """The slowest uploads that are decoded on the event loop, 40 at once: each holds the loop some ms, so /healthz,
+    asked in the middle of them, still answers within a second or so (a generous bound here), and all are read."""
+    from benchmarks.loadtest_payloads import slow_inline_uploads
+
+    uploads = list(slow_inline_uploads().values())
+    requests = [("/v1/predict", upload(uploads[i % 2], "x.png" if i % 2 == 0 else "x.jpg")) for i in range(40)]
+
+    async def flood_and_ask():
+        async with httpx.AsyncClient(base_url=live.url, timeout=60) as client:
+            flood = asyncio.gather(*(client.post(path, **kw) for path, kw in requests))
+            await asyncio.sleep(0.05)
+            t0 = time.monotonic()
+            health = await client.get("/healthz")
+            return await flood, health, time.monotonic() - t0
+
+    answers, health, waited = asyncio.run(flood_and_ask())
+    assert health.status_code == 200 and waited < 5.0, waited
+    assert [r.status_code for r in answers] == [200] * 40
+
+
 def test_concurrent_requests_share_forward_passes(live, model, mnist):
     images = np.asarray(mnist.test_images[:64])
     before = httpx.get(live.url + "/healthz").json()
@@ -434,7 +455,7 @@ def test_decoding_is_capped_at_max_decodes(model, monkeypatch, mnist):
                 active[0] -= 1
 
     monkeypatch.setattr(service, "one_digit", counted)
-    with LiveServer(create_app(model, max_decodes=2)) as server:
+    with LiveServer(create_app(model, max_decodes=2, inline_pixels=0)) as server:  # all through the pool
         answers = asyncio.run(_fire(server.url, [("/v1/predict", upload(paper_png(x)))
                                                  for x in np.asarray(mnist.test_images[:16])]))
     assert [r.status_code for r in answers] == [200] * 16
@@ -456,7 +477,7 @@ def test_work_for_clients_that_left_is_dropped(model, monkeypatch, mnist):
 
     monkeypatch.setattr(service, "one_digit", slow)
     body = paper_png(np.asarray(mnist.test_images[0]))
-    with LiveServer(create_app(model, max_decodes=1)) as server:
+    with LiveServer(create_app(model, max_decodes=1, inline_pixels=0)) as server:  # this upload: through the pool
         request = httpx.Request("POST", server.url + "/v1/predict", files={"file": ("d.png", body, "image/png")})
         head = "".join(f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() != "host")
         raw = f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n{head}\r\n".encode() + request.read()

@@ -106,3 +106,35 @@ def test_larger_uploads_and_inline_off_go_to_the_pool_with_the_client_watched():
     assert name.startswith("digitrec-decode") and watched
     name, kind, watched = where_decoded(encoded(DIGIT, "BMP"), 10**6)
     assert name.startswith("digitrec-decode") and watched and kind is bytes
+
+
+def test_a_canvas_drawing_is_decoded_on_the_loop_by_default():
+    canvas = np.full((280, 280), 255)
+    canvas[60:220, 120:150] = 0
+    data = encoded(canvas)
+    assert len(data) <= INLINE_BYTES and ServeLimits().inline_pixels >= 280 * 280
+    name, kind, watched = where_decoded(data, ServeLimits().inline_pixels)
+    assert name == threading.current_thread().name and not watched
+
+
+def test_the_slowest_uploads_the_loop_takes_cost_bounded_time():
+    """The worst uploads we found that still qualify for the event loop (textures, noise squeezed into a 16 KB
+    JPEG) hold it some 15–25 ms (benchmarks/loadtest.py records it); a generous bound here, and nothing larger
+    qualifies."""
+    import time
+
+    from benchmarks.loadtest_payloads import slow_inline_uploads
+    from digitrec.serve.decode import digits_of_number, one_digit
+
+    limits = ServeLimits()
+    for name, data in slow_inline_uploads().items():
+        header = small_header(data, limits.max_pixels)
+        assert header is not None and header.width * header.height <= limits.inline_pixels, name
+        for fn in (one_digit, digits_of_number):
+            fn(data, limits.max_pixels)
+            t0 = time.perf_counter()
+            fn(data, limits.max_pixels)
+            assert time.perf_counter() - t0 < 1.0, (name, fn.__name__)
+    side = int(np.sqrt(limits.inline_pixels)) + 1  # one pixel over the limit: the pool's
+    name, _, watched = where_decoded(encoded(np.zeros((side, side))), limits.inline_pixels)
+    assert name.startswith("digitrec-decode") and watched

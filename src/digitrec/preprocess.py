@@ -8,6 +8,7 @@ WORK_SIDE² pixels and a bounded number of pieces, so no image costs more than a
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,6 +140,18 @@ def _background(small: np.ndarray) -> tuple[np.ndarray, bool]:
     return bg, hi - lo >= 0.08
 
 
+@functools.lru_cache(maxsize=64)
+def _clean_ink(dark: bool, paper: float) -> np.ndarray:
+    """A clean image's ink for each of the 256 grey levels, by the arithmetic of an evenly lit image (each pixel's
+    ink depends on its grey level alone, so one lookup gives exactly what computing every pixel gives)."""
+    a = np.arange(256, dtype=np.uint8).astype(np.float32) * np.float32(1 / 255.0)
+    if dark:
+        a, paper = np.subtract(1.0, a, out=a), 1.0 - paper
+    lut = clip01(np.subtract(a, np.float32(paper), out=a))
+    lut.flags.writeable = False  # shared by every call
+    return lut
+
+
 def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     """(ink map, whether the lighting is uneven — a photo rather than a drawing or a scan).
 
@@ -147,13 +160,10 @@ def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     A clean image (clean.py) needs neither the polarity median nor the opening: its paper is one grey.
     """
     g = _denoise(np.ascontiguousarray(gray, dtype=np.uint8))
-    a = g.astype(np.float32) * np.float32(1 / 255.0)
     clean = clean_polarity(g)
     if clean is not None:  # evenly lit, one polarity: ink is the departure from the paper's level
-        dark, paper = clean
-        if dark:
-            a, paper = np.subtract(1.0, a, out=a), 1.0 - paper
-        return clip01(np.subtract(a, np.float32(paper), out=a)), False
+        return np.take(_clean_ink(*clean), g), False  # (take: a plain gather, faster than lut[g])
+    a = g.astype(np.float32) * np.float32(1 / 255.0)
     h, w = a.shape
     f = max(1, round(max(h, w) / 128))  # background at ≤ ~128 px: cheap, and noise is averaged away
     small = _resize_float(a, (max(1, w // f), max(1, h // f)), Image.Resampling.BOX) if f > 1 else a
@@ -187,16 +197,17 @@ def _labelled(ink: np.ndarray, high: float) -> tuple[np.ndarray, np.ndarray, np.
     y0, y1, x0, x1 = bounds(ink > 0.5 * high)  # never empty: the peak is above it
     window = ink[y0:y1, x0:x1]
     labels, n = ndimage.label(window > 0.5 * high, structure=EIGHT)
-    if n == 1:  # one piece (most drawings): it holds the peak, so it reaches Otsu's level
-        ids, sizes = np.array([1]), np.array([np.count_nonzero(labels)])
+    if n == 1:  # one piece (most drawings): it holds the peak, so it reaches Otsu's level; its box is the window
+        ids, sizes, boxes = np.array([1]), np.array([np.count_nonzero(labels)]), [(y0, y1, x0, x1)]
     else:
         ids, sizes = _kept(labels, n, np.bincount(labels[window > high], minlength=n + 1) > 0)
-    if n > MAX_COMPONENTS:  # only the kept pieces, numbered 1.. by size, so find_objects sees no more than those
-        lut = np.zeros(n + 1, np.int32)
-        lut[ids] = np.arange(1, len(ids) + 1)
-        labels, ids = lut[labels], np.arange(1, len(ids) + 1)
-    slices = ndimage.find_objects(labels, max_label=int(ids.max()) if len(ids) else 0)
-    boxes = [(y0 + s[0].start, y0 + s[0].stop, x0 + s[1].start, x0 + s[1].stop) for s in (slices[i - 1] for i in ids)]
+        if n > MAX_COMPONENTS:  # only the kept pieces, numbered 1.. by size, so find_objects sees no more than those
+            lut = np.zeros(n + 1, np.int32)
+            lut[ids] = np.arange(1, len(ids) + 1)
+            labels, ids = lut[labels], np.arange(1, len(ids) + 1)
+        slices = ndimage.find_objects(labels, max_label=int(ids.max()) if len(ids) else 0)
+        boxes = [(y0 + s[0].start, y0 + s[0].stop, x0 + s[1].start, x0 + s[1].stop)
+                 for s in (slices[i - 1] for i in ids)]
     full = np.zeros(ink.shape, np.int32)
     full[y0:y1, x0:x1] = labels
     return full, ids, sizes, boxes

@@ -2,7 +2,8 @@
 limit, decompression bombs) before any pixel is decoded, then the MNIST-form crop(s) and their PNGs.
 
 This runs in the decode pool, or on the event loop for a small upload (small_header, then at most `--inline-pixels`
-pixels; service.py): a 28×28 PNG is preprocessed in less time than the hand-off to a thread and back costs.
+pixels; service.py): a 28×28 digit or a canvas drawing is preprocessed in less time than a hand-off to a thread
+costs once the threads contend for the GIL.
 Forward passes run on the model's own thread (batcher.py), so decoding and inference never wait on one pool.
 """
 from __future__ import annotations

@@ -41,9 +41,9 @@ class ServeLimits:
                                     "request bodies held in memory at once per worker; beyond it: 503")
     max_decodes: int = _limit(2, 1, 64, "max-decodes",
                               "images decoded and preprocessed at once per worker (bounds their memory)")
-    inline_pixels: int = _limit(16_384, 0, 1_000_000, "inline-pixels",
-                                "uploads of at most this many pixels (and 16 KB) are decoded on the event loop, "
-                                "cheaper than a hand-off to the decode pool (0: never)")
+    inline_pixels: int = _limit(100_000, 0, 1_000_000, "inline-pixels",
+                                "uploads of at most this many pixels (and 16 KB; a 280×280 canvas drawing) are "
+                                "decoded on the event loop, cheaper than a hand-off to the decode pool (0: never)")
     max_batch: int = _limit(64, 1, 4096, "max-batch", "images per forward pass (micro-batching)")
     batch_wait_ms: float = _limit(0.0, 0.0, 1000.0, "batch-wait-ms",
                                   "how long an idle model waits for more requests before a forward pass (0: none; "
