@@ -406,3 +406,19 @@ def test_photos_and_noise_do_not_take_the_clean_shortcut(mnist):
     assert _analysed(np.asarray(img))[1] is None
     assert clean_polarity(np.random.default_rng(0).integers(0, 256, (40, 40), dtype=np.uint8)) is None
     assert clean_polarity(np.full((30, 30), 128, np.uint8)) is None  # no ink at all: the full path decides
+
+
+@pytest.mark.parametrize("paper, ink", [(255, 0), (230, 40), (12, 200), (0, 255)])
+def test_clean_image_ink_lookup_is_the_per_pixel_arithmetic(paper, ink):
+    """A clean image's ink comes from a 256-level lookup: exactly (bit for bit) the per-pixel arithmetic."""
+    from digitrec.preprocess import ink_and_lighting
+
+    g = np.full((40, 40), paper, np.uint8)
+    g[8:32, 15:24] = np.linspace(paper, ink, 24, dtype=np.float32).astype(np.uint8)[:, None]
+    got, photo = ink_and_lighting(g)
+    a = g.astype(np.float32) * np.float32(1 / 255.0)
+    level = paper / 255
+    if ink < paper:
+        a, level = 1.0 - a, 1.0 - level
+    want = np.clip(a - np.float32(level), 0, 1)
+    assert not photo and got.dtype == np.float32 and np.array_equal(got, want)
