@@ -608,6 +608,46 @@ def test_cross_origin_requests_are_refused_unless_allowed(http, live):
     assert evil.status_code == 403
 
 
+def test_dns_rebinding_other_host_names_are_refused_on_loopback(http, live, model):
+    """A page on evil.example re-pointed at 127.0.0.1 is same-origin in the browser (Origin and Host both say
+    evil.example): the Origin check passes it, the Host check does not — for the API and the pages alike."""
+    port = live.port
+    data = upload(png(np.full((40, 40), 255)))
+    rebound = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+    r = http.post("/v1/predict", headers=rebound, **data)
+    assert "evil.example" in error_of(r, 400) and "--allow-host" in error_of(r, 400)
+    for path in ("/", "/healthz", "/docs"):
+        assert http.get(path, headers={"Host": "evil.example"}).status_code == 400, path
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "LOCALHOST.", f"127.0.0.2:{port}"):
+        assert http.get("/healthz", headers={"Host": host}).status_code == 200, host
+    with LiveServer(create_app(model, allow_hosts=("digits.example",))) as server:
+        named = httpx.post(server.url + "/v1/predict", headers={"Host": "digits.example:8080"}, **data)
+        assert named.status_code == 200
+        assert httpx.get(server.url + "/healthz", headers={"Host": "other.example"}).status_code == 400
+        assert httpx.get(server.url + "/healthz").status_code == 200  # loopback names still
+
+
+def test_host_names_are_free_beyond_loopback_unless_listed(model):
+    """On a non-loopback address the server cannot know the names it is reached by: any Host is answered, unless
+    --allow-host names them. (The decision reads the listening address from the ASGI scope.)"""
+    from digitrec.serve.asgi import ApiError
+    from digitrec.serve.origins import HostPolicy
+
+    def scope(host: bytes, server: tuple | None):
+        return {"headers": [(b"host", host)], "server": server}
+
+    open_policy, listed = HostPolicy(()), HostPolicy(("digits.example",))
+    open_policy.check(scope(b"anything.example", ("10.0.0.5", 8000)))
+    open_policy.check(scope(b"anything.example", ("0.0.0.0", 8000)))
+    listed.check(scope(b"digits.example:443", ("0.0.0.0", 8000)))
+    listed.check(scope(b"localhost", ("0.0.0.0", 8000)))
+    for policy, server in ((open_policy, ("127.0.0.1", 8000)), (open_policy, ("::1", 8000)),
+                           (listed, ("0.0.0.0", 8000))):
+        with pytest.raises(ApiError) as refused:
+            policy.check(scope(b"evil.example", server))
+        assert refused.value.status == 400
+
+
 # --- processes and flags --------------------------------------------------------------------------------
 
 def test_two_worker_processes_share_the_port(model, tmp_path):
@@ -658,6 +698,8 @@ def test_every_numeric_flag_is_covered_and_documented():
     (["--model", "missing.pt"], "not found"),
     (["--allow-origin", "evil.example"], "--allow-origin"),
     (["--allow-origin", "https://a.example/path"], "--allow-origin"),
+    (["--allow-host", "digits.example:8080"], "--allow-host"),
+    (["--allow-host", "evil example/"], "--allow-host"),
 ])
 def test_serve_cli_bad_values(argv, message, model, capsys):
     from digitrec.cli import main

@@ -50,6 +50,10 @@ def register(sub) -> None:
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="a web origin (https://example.org) whose pages may call the API; repeatable. "
                         "Other cross-origin requests get 403")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a host name (or IP) clients use to reach the server, answered besides localhost, "
+                        "127.0.0.1 and [::1]; repeatable. On a loopback address other names get 400 (DNS "
+                        "rebinding); on other addresses any name is answered unless this names them")
     p.add_argument("--access-log", action="store_true", help="log every request (off: at load it floods the log)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
@@ -62,7 +66,7 @@ def limits_from(args: argparse.Namespace):
     for f in numeric_fields():
         value = getattr(args, f.name) * f.metadata["scale"]
         values[f.name] = round(value) if f.type in (int, "int") else value
-    return ServeLimits(**values, allow_origins=tuple(args.allow_origin))
+    return ServeLimits(**values, allow_origins=tuple(args.allow_origin), allow_hosts=tuple(args.allow_host))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import os
 
 from .asgi import ApiError, send_empty, send_error, send_json
 from .limits import ServeLimits
-from .origins import PREFLIGHT_HEADERS, OriginPolicy
+from .origins import PREFLIGHT_HEADERS, HostPolicy, OriginPolicy
 from .pages import pages_app
 from .service import ClientGone, Service
 
@@ -23,6 +23,7 @@ class DigitrecApp:
     def __init__(self, service: Service) -> None:
         self.service = service
         self.origins = OriginPolicy(service.limits.allow_origins)
+        self.hosts = HostPolicy(service.limits.allow_hosts)
         self.pages = pages_app()
         self.api = {"/v1/predict": service.predict, "/v1/read": service.read}
 
@@ -36,6 +37,7 @@ class DigitrecApp:
         if scope["type"] != "http":
             return await self.pages(scope, receive, send)
         try:
+            self.hosts.check(scope)
             cors = self.origins.check(scope)
         except ApiError as e:
             return await send_error(send, e)

@@ -5,7 +5,9 @@ names, and /healthz reports them. Every value is checked here: a number must be 
 """
 from __future__ import annotations
 
+import ipaddress
 import math
+import re
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
@@ -50,12 +52,14 @@ class ServeLimits:
                                   "under load batches form while the model is busy)")
     threads: int = _limit(1, 1, 256, "threads", "model threads (onnxruntime intra-op, or torch)")
     allow_origins: tuple[str, ...] = field(default=(), metadata={"flag": "allow-origin"})
+    allow_hosts: tuple[str, ...] = field(default=(), metadata={"flag": "allow-host"})
 
     def __post_init__(self) -> None:
         for f in fields(self):
             if "range" in f.metadata:
                 object.__setattr__(self, f.name, check_number(f, getattr(self, f.name)))
         object.__setattr__(self, "allow_origins", tuple(check_origin(o) for o in self.allow_origins))
+        object.__setattr__(self, "allow_hosts", tuple(check_host(h) for h in self.allow_hosts))
 
     @property
     def max_buffered_bytes(self) -> int:
@@ -90,3 +94,20 @@ def check_origin(origin: str) -> str:
             or parts.fragment or "@" in parts.netloc:
         raise DigitrecError(f"--allow-origin must look like https://example.org or http://host:8080, got {origin!r}")
     return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def check_host(host: str) -> str:
+    """A host name or IP address as a Host header carries it, without port: digits.example, 10.0.0.5, [2001:db8::1]."""
+    name = host.strip().lower().rstrip(".") if isinstance(host, str) else ""
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+        return f"[{name.strip('[]')}]" if ":" in name else name
+    except ValueError:
+        pass
+    if not HOST_NAME.fullmatch(name):
+        raise DigitrecError(f"--allow-host must be a host name or IP address without port (digits.example, "
+                            f"10.0.0.5), got {host!r}")
+    return name
