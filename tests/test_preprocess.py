@@ -422,3 +422,19 @@ def test_clean_image_ink_lookup_is_the_per_pixel_arithmetic(paper, ink):
         a, level = 1.0 - a, 1.0 - level
     want = np.clip(a - np.float32(level), 0, 1)
     assert not photo and got.dtype == np.float32 and np.array_equal(got, want)
+
+
+def test_otsu_from_grey_levels_is_otsu_of_the_pixels(mnist):
+    """A clean image's Otsu level is read off its 256 grey levels (weighted), not its pixels: the same pieces."""
+    from digitrec.preprocess import _ink_levels, ink_pieces
+
+    for i in range(5):
+        drawing = 255 - np.asarray(Image.fromarray(np.asarray(mnist.test_images[i])).resize((200, 200),
+                                                                                          Image.Resampling.BILINEAR))
+        ink, photo, levels = _ink_levels(drawing)
+        assert levels is not None and not photo
+        lut, counts = levels
+        used = (counts > 0) & (lut > 0.02 * float(ink.max()))
+        assert otsu_threshold(lut[used], weights=counts[used]) == otsu_threshold(ink[ink > 0.02 * float(ink.max())])
+        (a, pieces_a), (b, pieces_b) = ink_pieces(ink, levels), ink_pieces(ink)
+        assert np.array_equal(a, b) and pieces_a == pieces_b

@@ -18,15 +18,20 @@ from PIL import Image
 TOLERANCE = 5  # grey levels (of 255) from the paper's level within which a pixel is paper
 
 
-def clean_polarity(gray: np.ndarray) -> tuple[bool, float] | None:
+def grey_counts(gray: np.ndarray) -> np.ndarray:
+    """The count of each of the 256 grey levels of an 8-bit image."""
+    # Pillow's is twice NumPy's speed on a large image, NumPy's has less overhead on a small one
+    return np.array(Image.fromarray(gray).histogram()) if gray.size > 20_000 else np.bincount(gray.ravel(), minlength=256)
+
+
+def clean_polarity(gray: np.ndarray, counts: np.ndarray | None = None) -> tuple[bool, float] | None:
     """(whether the ink is dark, the paper's level 0–1) of a clean image; None when the image is not clean.
 
-    gray: the 8-bit image (preprocess.ink_and_lighting's, after denoising). Everything is read off its histogram
-    and its border: the paper's level is the median grey."""
+    gray: the 8-bit image (preprocess.ink_and_lighting's, after denoising), and its grey_counts when known.
+    Everything is read off its histogram and its border: the paper's level is the median grey."""
     if min(gray.shape) < 3:
         return None
-    # the count of each grey level: Pillow's is twice NumPy's speed on a large image, NumPy's has less overhead
-    counts = np.array(Image.fromarray(gray).histogram()) if gray.size > 20_000 else np.bincount(gray.ravel(), minlength=256)
+    counts = grey_counts(gray) if counts is None else counts
     below = np.cumsum(counts)
     n = int(below[-1])
     paper = (int(np.searchsorted(below, (n - 1) // 2, side="right"))

@@ -48,9 +48,9 @@ def median(values: np.ndarray) -> float:
     return percentiles(values, (50,))[0]
 
 
-def histogram(values: np.ndarray, bins: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """np.histogram(values, bins) for a non-empty array: equal bins from its minimum to its maximum (a value on an
-    inner edge may fall in the neighbouring bin, where float rounding puts it)."""
+def histogram(values: np.ndarray, bins: int = 256, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """np.histogram(values, bins[, weights=integer counts]) for a non-empty array: equal bins from its minimum to
+    its maximum (a value on an inner edge may fall in the neighbouring bin, where float rounding puts it)."""
     lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5  # NumPy's range for constant input
@@ -59,7 +59,9 @@ def histogram(values: np.ndarray, bins: int = 256) -> tuple[np.ndarray, np.ndarr
     edges[-1] = hi
     index = (np.subtract(values, lo, dtype=np.float64) * (bins / (hi - lo))).astype(np.intp)
     np.minimum(index, bins - 1, out=index)
-    return np.bincount(index.ravel(), minlength=bins), edges
+    if weights is None:
+        return np.bincount(index.ravel(), minlength=bins), edges
+    return np.bincount(index.ravel(), weights=weights.ravel(), minlength=bins).astype(np.int64), edges
 
 
 def bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:

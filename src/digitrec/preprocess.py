@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .clean import clean_polarity
+from .clean import clean_polarity, grey_counts
 from .imagefile import FORMATS, MAX_PIXELS, WORK_SIDE, Source, open_reduced
 from .imageops import bounds, clip01, dilate, histogram, median, median3x3, percentiles
 
@@ -66,9 +66,10 @@ def mnist_form(ink: np.ndarray, threshold: float = 0.25) -> np.ndarray:
     return out
 
 
-def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold: the level that maximises the between-class variance of the histogram."""
-    hist, edges = histogram(values, bins)
+def otsu_threshold(values: np.ndarray, bins: int = 256, weights: np.ndarray | None = None) -> float:
+    """Otsu's threshold: the level that maximises the between-class variance of the histogram (of `values`, each
+    counted `weights` times when given)."""
+    hist, edges = histogram(values, bins, weights)
     centers = (edges[:-1] + edges[1:]) / 2
     w0 = hist.cumsum(dtype=np.float64)
     w1 = w0[-1] - w0
@@ -153,16 +154,24 @@ def _clean_ink(dark: bool, paper: float) -> np.ndarray:
 
 
 def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
-    """(ink map, whether the lighting is uneven — a photo rather than a drawing or a scan).
+    """(ink map, whether the lighting is uneven — a photo rather than a drawing or a scan): see _ink_levels."""
+    return _ink_levels(gray)[:2]
+
+
+def _ink_levels(gray: np.ndarray) -> tuple[np.ndarray, bool, tuple[np.ndarray, np.ndarray] | None]:
+    """(ink map, whether the lighting is uneven — a photo rather than a drawing or a scan, and for a clean image
+    (ink value of each grey level, count of each grey level) — the ink map's histogram, for ink_pieces).
 
     Uneven lighting: the background is estimated by a grey opening much wider than any stroke (at ≤ ~128 px, then
     smoothed and upsampled) and removed — divided out for dark ink on paper (a photo is reflectance × light).
     A clean image (clean.py) needs neither the polarity median nor the opening: its paper is one grey.
     """
     g = _denoise(np.ascontiguousarray(gray, dtype=np.uint8))
-    clean = clean_polarity(g)
+    counts = grey_counts(g)
+    clean = clean_polarity(g, counts)
     if clean is not None:  # evenly lit, one polarity: ink is the departure from the paper's level
-        return np.take(_clean_ink(*clean), g), False  # (take: a plain gather, faster than lut[g])
+        lut = _clean_ink(*clean)
+        return np.take(lut, g), False, (lut, counts)  # (take: a plain gather, faster than lut[g])
     a = g.astype(np.float32) * np.float32(1 / 255.0)
     h, w = a.shape
     f = max(1, round(max(h, w) / 128))  # background at ≤ ~128 px: cheap, and noise is averaged away
@@ -178,7 +187,7 @@ def ink_and_lighting(gray: np.ndarray) -> tuple[np.ndarray, bool]:
         ink = a - bg
         if dark:  # reflectance: (I_bg - I) / I_bg, so a shadow does not hide the ink in it
             ink /= np.maximum(1.0 - bg, 0.05)
-    return clip01(ink), bool(uneven)
+    return clip01(ink), bool(uneven), None
 
 
 def _kept(labels: np.ndarray, n: int, strong: np.ndarray) -> np.ndarray:
@@ -194,9 +203,10 @@ def _kept(labels: np.ndarray, n: int, strong: np.ndarray) -> np.ndarray:
 def _labelled(ink: np.ndarray, high: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple]]:
     """Pieces above half of `high` that reach `high`, labelled within the box that holds them (most of a photo is
     paper): (labels of that box, the kept label ids, their areas, their boxes in the box's pixels)."""
-    y0, y1, x0, x1 = bounds(ink > 0.5 * high)  # never empty: the peak is above it
+    above = ink > 0.5 * high
+    y0, y1, x0, x1 = bounds(above)  # never empty: the peak is above it
     window = ink[y0:y1, x0:x1]
-    labels, n = ndimage.label(window > 0.5 * high, structure=EIGHT)
+    labels, n = ndimage.label(above[y0:y1, x0:x1], structure=EIGHT)
     if n == 1:  # one piece (most drawings): it holds the peak, so it reaches Otsu's level; its box is the window
         ids, sizes, boxes = np.array([1]), np.array([np.count_nonzero(labels)]), [(y0, y1, x0, x1)]
     else:
@@ -213,16 +223,26 @@ def _labelled(ink: np.ndarray, high: float) -> tuple[np.ndarray, np.ndarray, np.
     return full, ids, sizes, boxes
 
 
-def ink_pieces(ink: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
+def ink_pieces(ink: np.ndarray, levels: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, list[tuple]]:
     """The pieces of ink: a hysteresis threshold (pieces above half of Otsu's level that reach Otsu's level, kept
     between 20 % and 60 % of the peak, so a stroke that fades — pencil, a soft brush — stays whole), labelled
     once. Returns (labels, [(label id, area, (y0, y1, x0, x1)), ...]): the largest MAX_COMPONENTS pieces at most,
-    largest first, specks dropped; ([], []) shaped alike when the image holds no ink."""
+    largest first, specks dropped; ([], []) shaped alike when the image holds no ink.
+
+    levels: (ink value of each grey level, count of each) when the ink map is a lookup of an 8-bit image
+    (_ink_levels, a clean image): Otsu's histogram is then read off the 256 levels, not the pixels — the same
+    histogram, for a fraction of the work."""
     peak = float(ink.max()) if ink.size else 0.0
     if peak < 0.08:  # nothing darker (or lighter) than the paper by more than noise
         return np.zeros(ink.shape, np.int32), []
-    sample = ink[::2, ::2] if ink.size > 250_000 else ink  # Otsu's level from a quarter of a big image
-    high = min(max(otsu_threshold(sample[sample > 0.02 * peak]), 0.2 * peak), 0.6 * peak)
+    if levels is not None and ink.size <= 250_000:
+        lut, counts = levels
+        used = (counts > 0) & (lut > 0.02 * peak)
+        level = otsu_threshold(lut[used], weights=counts[used])
+    else:
+        sample = ink[::2, ::2] if ink.size > 250_000 else ink  # Otsu's level from a quarter of a big image
+        level = otsu_threshold(sample[sample > 0.02 * peak])
+    high = min(max(level, 0.2 * peak), 0.6 * peak)
     labels, ids, sizes, boxes = _labelled(ink, high)
     h, w = ink.shape
     inside = [i for i, b in enumerate(boxes) if 0 < b[0] and b[1] < h and 0 < b[2] and b[3] < w]
@@ -264,8 +284,8 @@ def prepare(source: Source, name: str | None = None, max_pixels: int = MAX_PIXEL
     """(ink map, (labels, pieces) of ink_pieces, whether it is a photo (uneven light), (sx, sy): work pixels →
     the original's pixels) of one image."""
     work, full = open_reduced(source, name, max_pixels)
-    ink, photo = ink_and_lighting(np.asarray(work))
-    return ink, ink_pieces(ink), photo, (full[0] / work.width, full[1] / work.height)
+    ink, photo, levels = _ink_levels(np.asarray(work))
+    return ink, ink_pieces(ink, levels), photo, (full[0] / work.width, full[1] / work.height)
 
 
 def load_digit(source: Source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
