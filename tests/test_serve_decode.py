@@ -119,7 +119,7 @@ def test_a_canvas_drawing_is_decoded_on_the_loop_by_default():
 
 def test_the_slowest_uploads_the_loop_takes_cost_bounded_time():
     """The worst uploads we found that still qualify for the event loop (textures, noise squeezed into a 16 KB
-    JPEG) hold it up to about 20 ms (benchmarks/loadtest.py records it); a generous bound here, and nothing larger
+    JPEG) hold it some 10–30 ms (benchmarks/loadtest.py records it); a generous bound here, and nothing larger
     qualifies."""
     import time
 
