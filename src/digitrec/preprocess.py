@@ -202,7 +202,7 @@ def _kept(labels: np.ndarray, n: int, strong: np.ndarray) -> np.ndarray:
 
 def _labelled(ink: np.ndarray, high: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple]]:
     """Pieces above half of `high` that reach `high`, labelled within the box that holds them (most of a photo is
-    paper): (labels of that box, the kept label ids, their areas, their boxes in the box's pixels)."""
+    paper): (labels at the image's size, the kept label ids, their areas, their boxes in the image's pixels)."""
     above = ink > 0.5 * high
     y0, y1, x0, x1 = bounds(above)  # never empty: the peak is above it
     window = ink[y0:y1, x0:x1]
