@@ -1,8 +1,8 @@
 """MNIST accuracy frontier: the `accurate` preset over seeds, their ensemble, and what each ingredient buys.
 
-    DIGITREC_DATA=/work/shared/data python -m benchmarks.accuracy   # seeds, ensemble, 3 ablations (≈ 50 min, 2 cores)
-    python -m benchmarks.accuracy --ablations all                   # all 5 ablations (≈ 70 min)
-    python -m benchmarks.accuracy --ablations none                  # seeds + ensemble only (≈ 20 min)
+    DIGITREC_DATA=/work/shared/data python -m benchmarks.accuracy   # seeds, ensemble, 3 ablations (≈ 65 min, 2 cores)
+    python -m benchmarks.accuracy --ablations all                   # all 7 ablations (≈ 120 min)
+    python -m benchmarks.accuracy --ablations none                  # seeds + ensemble only (≈ 40 min)
     python -m benchmarks.accuracy --old-ensemble                    # also retrain the old ensemble (+ ≈ 5 min)
     python -m benchmarks.accuracy --quick                           # smoke test: tiny runs, a record marked quick
 
@@ -60,9 +60,11 @@ ABLATIONS = {
     "no-label-smoothing": (["--label-smoothing", "0"], "without label smoothing"),
     "epochs-12": (["--epochs", "12"], "12 epochs (the `best` preset's schedule length) instead of the preset's"),
     "width-16": (["--model-option", "width=16"], "half the width (16 channels instead of 32)"),
+    "fast-network": (["--model", "fast"], "the `fast` network (four convolutions) instead of `deep` (six)"),
+    "fp32": (["--no-bf16-cpu"], "float32 instead of bfloat16 autocast (the training time changes most)"),
 }
 # augmentation, schedule and width need their own runs (EMA and TTA are measured on the seed runs themselves); the
-# other two are opt-in (--ablations all, ≈ 20 min more) to keep the default near 50 minutes on 2 cores
+# others are opt-in (--ablations all, ≈ 55 min more) to keep the default near an hour on 2 cores
 DEFAULT_ABLATIONS = ["no-augment", "epochs-12", "width-16"]
 QUICK_PRESET = """model = "fast"
 model_options = { width = 8 }

@@ -595,3 +595,18 @@ def test_fast_network_stem_and_order_options(data_root):
             _cfg(data_root, model="fast", model_options=options)
     speedrun = make_config("speedrun")
     assert speedrun.bf16_cpu and speedrun.model_options == {"width": 16, "stem": "stride"} and speedrun.epochs == 1
+
+
+def test_bf16_on_a_cpu_without_native_bfloat16_warns(tmp_path, data_root, monkeypatch):
+    import digitrec.train as train_module
+
+    def logs(bf16_cpu: bool, native: bool) -> list[str]:
+        monkeypatch.setattr(train_module, "_native_bf16", lambda: native)
+        said: list[str] = []
+        train_module.Trainer(_cfg(data_root, bf16_cpu=bf16_cpu, device="cpu"), tmp_path / "r", False, False,
+                             said.append, None, None).setup()
+        return [s for s in said if "bfloat16" in s]
+
+    assert logs(True, False) == ["warning: this CPU has no native bfloat16 (AVX512-BF16 or AMX); --bf16-cpu will be "
+                                 "slower than float32 here: add --no-bf16-cpu"]
+    assert logs(True, True) == [] and logs(False, False) == []

@@ -67,6 +67,13 @@ def lr_factor(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
     return factor
 
 
+def _native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a private oneDNN query: when it is missing, assume support
+        return True
+
+
 def train(cfg: TrainConfig | None, out_dir, resume: bool = False, progress: bool = True,
           log: Callable[[str], None] = print, on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
           evaluate_test: bool = True, setup: Callable[[nn.Module], None] | None = None) -> dict[str, Any]:
@@ -129,6 +136,9 @@ class Trainer:
                                 "process(es); a run needs at least 2 per process")
         self.steps_per_epoch = max(1, self.per_rank // cfg.batch_size + (self.per_rank % cfg.batch_size >= 2))
         self.autocast = (cfg.bf16 and self.device.type == "cuda") or (cfg.bf16_cpu and self.device.type == "cpu")
+        if self.autocast and self.device.type == "cpu" and not _native_bf16():
+            self.log("warning: this CPU has no native bfloat16 (AVX512-BF16 or AMX); --bf16-cpu will be slower than "
+                     "float32 here: add --no-bf16-cpu")
         self._build_model()
         self.aug = AugmentConfig.from_config(cfg)
 
