@@ -394,7 +394,10 @@ def main() -> None:
               "jobs": args.jobs, "threads": args.threads, "targets": TARGETS, "budget_s": BUDGET_S, "runs": []}
     kept: dict[str, dict[str, torch.Tensor]] = {}
     state = run_state()
-    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+    for run in runs:  # every folder before any training: a stale one is refused now, not after an hour of others
+        check_reusable(run, state)
+    pool = concurrent.futures.ThreadPoolExecutor(args.jobs)
+    try:
         for run in (f.result() for f in [pool.submit(train, r, args.threads, state) for r in runs]):
             scored = score(run, split)
             record["runs"].append(scored["row"])
@@ -402,6 +405,8 @@ def main() -> None:
             print(f"{run.name}: test {scored['row']['test_accuracy']:.2%}", flush=True)
             record["headline"] = headline(record["runs"], None)
             write(record, stem)
+    finally:  # a failed run stops the benchmark: the queued ones are not started
+        pool.shutdown(cancel_futures=True)
     if (run_state()["commit"], run_state()["diff_sha256"]) != (state["commit"], state["diff_sha256"]):
         raise SystemExit("the source tree changed while the benchmark ran: which code ran is unknown; not recorded")
     seed_runs = [r for r in runs if r.role == "seed"]

@@ -74,3 +74,25 @@ def test_readme_shows_full_records_only(bench):
     (heading, selected, render), = [s for s in readme.SECTIONS if "benchmarks.accuracy" in s[0]]
     assert not selected(record) and selected({**record, "quick": False})
     assert render(record)[:len(accuracy.results_table(record))] == accuracy.results_table(record)
+
+
+def test_a_stale_run_folder_is_refused_before_any_training(bench, monkeypatch):
+    """A folder trained from other code anywhere in the plan stops the benchmark before the first training starts."""
+    tmp, _, _ = bench
+    started = []
+    monkeypatch.setattr(accuracy, "train", lambda run, *a: started.append(run.name))
+    monkeypatch.setattr(accuracy, "provenance", lambda: {"commit": "0" * 40})
+    monkeypatch.setattr(accuracy, "problem", lambda prov: None)
+    monkeypatch.setattr(accuracy, "RESULTS", tmp / "stale-results")
+    real_check = accuracy.check_reusable
+
+    def check(run, state):
+        if run.name == "no-elastic":  # the last run planned
+            raise SystemExit(f"{run.out} was trained from other code")
+        real_check(run, state)
+
+    monkeypatch.setattr(accuracy, "check_reusable", check)
+    monkeypatch.setattr(sys, "argv", ["accuracy.py", "--quick", "--work", str(tmp / "work"), "--threads", "1"])
+    with pytest.raises(SystemExit, match="no-elastic was trained from other code"):
+        accuracy.main()
+    assert started == [] and not (tmp / "stale-results").exists()
