@@ -11,8 +11,9 @@ WORK/NAME`, on the canonical split (the official training set less a stratified 
 10,000 test images untouched). Each run keeps its best epoch by validation accuracy; nothing here chooses anything
 on the test set — test accuracy is only reported, next to validation accuracy, which is what choices were made on.
 
-Runs (all under --work; a finished run is reused when it was trained from this same code state, an interrupted one
-is resumed, so a stopped benchmark continues where it was):
+Runs (all under --work; a finished run is reused when it was trained from this same code state, or from a clean
+commit with the same package code, src/digitrec; an interrupted one is resumed, so a stopped benchmark continues
+where it was; with --jobs 1 each run is scored before the next one trains, so nothing else runs beside a training):
   seedS            the preset, seeds --seeds (median and best of these are the headline numbers)
   ABLATION         seed 0 with one ingredient changed (--ablations; see ABLATIONS) — one seed each, so a difference
                    smaller than the seeds' spread is noise
@@ -115,18 +116,49 @@ def run_state() -> dict[str, Any]:
     return state()
 
 
+def package_tree(commit: str | None) -> str | None:
+    """Git's hash of the package's code (src/digitrec: networks, training, presets) at a commit; None when unknown."""
+    if not commit:
+        return None
+    out = subprocess.run(["git", "rev-parse", "--verify", "-q", f"{commit}:src/digitrec"], cwd=ROOT,
+                         capture_output=True, text=True)
+    return out.stdout.strip() or None
+
+
 def check_reusable(run: Run, state: dict[str, Any]) -> None:
     """A run folder from other code cannot stand in this record: refuse it (a clear line, nothing overwritten).
-    `state`: run_state() of this benchmark."""
+    Other code means another package: a run trained from a clean commit whose src/digitrec is this clean commit's
+    (only benchmarks or documents differ) is the same training and is reused. `state`: run_state() of this
+    benchmark."""
     from digitrec.runs import provenance_of
 
     history = run.out / "history.json"
     if not history.is_file():
         return
     prov = provenance_of(json.loads(history.read_text())) or {}
-    if (prov.get("commit"), prov.get("diff_sha256")) != (state["commit"], state["diff_sha256"]):
-        raise SystemExit(f"{run.out} was trained from other code ({prov.get('commit')}, diff "
-                         f"{prov.get('diff_sha256')}); use another --work or remove it")
+    if (prov.get("commit"), prov.get("diff_sha256")) == (state["commit"], state["diff_sha256"]):
+        return
+    clean = prov.get("diff_sha256") is None and state["diff_sha256"] is None
+    if clean and package_tree(prov.get("commit")) is not None and \
+            package_tree(prov.get("commit")) == package_tree(state["commit"]):
+        return
+    raise SystemExit(f"{run.out} was trained from other code ({prov.get('commit')}, diff "
+                     f"{prov.get('diff_sha256')}); use another --work or remove it")
+
+
+def trained(runs: list[Run], jobs: int, threads: int | None, state: dict[str, Any]):
+    """The runs, trained (or reused), in plan order. With --jobs 1 each is scored before the next one starts, so a
+    run's training time is its own; with more, trainings overlap each other and the scoring (timings indicative)."""
+    if jobs == 1:
+        for run in runs:
+            yield train(run, threads, state)
+        return
+    pool = concurrent.futures.ThreadPoolExecutor(jobs)
+    try:
+        for future in [pool.submit(train, r, threads, state) for r in runs]:
+            yield future.result()
+    finally:  # a failed run stops the benchmark: the queued ones are not started
+        pool.shutdown(cancel_futures=True)
 
 
 def train(run: Run, threads: int | None, state: dict[str, Any]) -> Run:
@@ -175,7 +207,10 @@ def logits(model: torch.nn.Module, images: np.ndarray, tta: bool) -> torch.Tenso
 
 def score(run: Run, split) -> dict[str, Any]:
     """Accuracies of every weight set × TTA on validation and test; the delivered test logits kept for ensembles."""
+    from digitrec.runs import provenance_of
+
     metrics = json.loads((run.out / "metrics.json").read_text())
+    trained_from = (provenance_of(json.loads((run.out / "history.json").read_text())) or {}).get("commit")
     views, kept = {}, {}
     for name, model in weight_sets(run.out).items():
         for tta in (False, True):
@@ -189,7 +224,7 @@ def score(run: Run, split) -> dict[str, Any]:
            "test_accuracy": metrics["accuracy"], "best_val_acc": metrics["best_val_acc"],
            "best_epoch": metrics["best_epoch"], "epochs": metrics["epochs"], "train_time_s": metrics["train_time_s"],
            "threads": metrics.get("sessions", [{}])[-1].get("hardware", {}).get("torch_threads"),
-           "views": views, **run.timing}
+           "trained_from": trained_from, "views": views, **run.timing}
     return {"row": row, "logits": kept}
 
 
@@ -261,7 +296,8 @@ def _pct(v: float | None) -> str:
 
 
 def _time(r: dict[str, Any]) -> str:
-    extra = "" if r.get("reused") else f" (command {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU)"
+    extra = (f" (reused: trained from {str(r.get('trained_from'))[:12]})" if r.get("reused") else
+             f" (command {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU)")
     return f"{r['train_time_s']:.0f} s{extra}"
 
 
@@ -396,17 +432,13 @@ def main() -> None:
     state = run_state()
     for run in runs:  # every folder before any training: a stale one is refused now, not after an hour of others
         check_reusable(run, state)
-    pool = concurrent.futures.ThreadPoolExecutor(args.jobs)
-    try:
-        for run in (f.result() for f in [pool.submit(train, r, args.threads, state) for r in runs]):
-            scored = score(run, split)
-            record["runs"].append(scored["row"])
-            kept[run.name] = scored["logits"]
-            print(f"{run.name}: test {scored['row']['test_accuracy']:.2%}", flush=True)
-            record["headline"] = headline(record["runs"], None)
-            write(record, stem)
-    finally:  # a failed run stops the benchmark: the queued ones are not started
-        pool.shutdown(cancel_futures=True)
+    for run in trained(runs, args.jobs, args.threads, state):
+        scored = score(run, split)
+        record["runs"].append(scored["row"])
+        kept[run.name] = scored["logits"]
+        print(f"{run.name}: test {scored['row']['test_accuracy']:.2%}", flush=True)
+        record["headline"] = headline(record["runs"], None)
+        write(record, stem)
     if (run_state()["commit"], run_state()["diff_sha256"]) != (state["commit"], state["diff_sha256"]):
         raise SystemExit("the source tree changed while the benchmark ran: which code ran is unknown; not recorded")
     seed_runs = [r for r in runs if r.role == "seed"]

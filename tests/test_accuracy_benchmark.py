@@ -64,6 +64,22 @@ def test_rerun_reuses_finished_runs_and_refuses_other_code(bench, monkeypatch):
     assert accuracy.train(run, 1, state).timing == {"reused": True}
     with pytest.raises(SystemExit, match="was trained from other code"):
         accuracy.train(run, 1, {**state, "commit": "0" * 40})
+    # another clean commit with the same package code (only benchmarks or documents changed) is the same training
+    trees = {state["commit"]: "tree-a", "1" * 40: "tree-a", "2" * 40: "tree-b"}
+    monkeypatch.setattr(accuracy, "package_tree", trees.get)
+    if state["diff_sha256"] is None:  # a clean checkout (CI's)
+        assert accuracy.train(run, 1, {**state, "commit": "1" * 40}).timing == {"reused": True}
+    for other in ({**state, "commit": "2" * 40}, {**state, "commit": "1" * 40, "diff_sha256": "f" * 64}):
+        with pytest.raises(SystemExit, match="was trained from other code"):
+            accuracy.train(run, 1, other)
+
+
+def test_one_job_scores_each_run_before_the_next_trains(monkeypatch):
+    events = []
+    monkeypatch.setattr(accuracy, "train", lambda run, threads, state: events.append(f"train {run}") or run)
+    for run in accuracy.trained(["a", "b", "c"], 1, None, {}):
+        events.append(f"score {run}")
+    assert events == ["train a", "score a", "train b", "score b", "train c", "score c"]
 
 
 def test_readme_shows_full_records_only(bench):
