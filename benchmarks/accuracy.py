@@ -296,8 +296,10 @@ def _pct(v: float | None) -> str:
 
 
 def _time(r: dict[str, Any]) -> str:
-    extra = (f" (reused: trained from {str(r.get('trained_from'))[:12]})" if r.get("reused") else
-             f" (command {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU)")
+    if r.get("reused"):  # records from before runs named their commit say nothing more
+        extra = f" (reused: trained from {r['trained_from'][:12]})" if r.get("trained_from") else ""
+    else:
+        extra = f" (command {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU)"
     return f"{r['train_time_s']:.0f} s{extra}"
 
 

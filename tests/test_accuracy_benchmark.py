@@ -112,3 +112,11 @@ def test_a_stale_run_folder_is_refused_before_any_training(bench, monkeypatch):
     with pytest.raises(SystemExit, match="no-elastic was trained from other code"):
         accuracy.main()
     assert started == [] and not (tmp / "stale-results").exists()
+
+
+def test_training_time_cell_names_what_trained_a_reused_run():
+    fresh = {"train_time_s": 741.7, "reused": False, "wall_s": 790.2, "cpu_s": 1500.4}
+    assert accuracy._time(fresh) == "742 s (command 790 s wall, 1500 s CPU)"
+    assert accuracy._time({"train_time_s": 750.2, "reused": True, "trained_from": "7ebb817" + "0" * 33}) == \
+        "750 s (reused: trained from 7ebb81700000)"
+    assert accuracy._time({"train_time_s": 861.0, "reused": True}) == "861 s"  # records from before the commit field
