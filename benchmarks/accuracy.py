@@ -139,8 +139,8 @@ def check_reusable(run: Run, state: dict[str, Any]) -> None:
     if (prov.get("commit"), prov.get("diff_sha256")) == (state["commit"], state["diff_sha256"]):
         return
     clean = prov.get("diff_sha256") is None and state["diff_sha256"] is None
-    if clean and package_tree(prov.get("commit")) is not None and \
-            package_tree(prov.get("commit")) == package_tree(state["commit"]):
+    tree = package_tree(prov.get("commit")) if clean else None
+    if tree is not None and tree == package_tree(state["commit"]):
         return
     raise SystemExit(f"{run.out} was trained from other code ({prov.get('commit')}, diff "
                      f"{prov.get('diff_sha256')}); use another --work or remove it")
@@ -441,7 +441,8 @@ def main() -> None:
         print(f"{run.name}: test {scored['row']['test_accuracy']:.2%}", flush=True)
         record["headline"] = headline(record["runs"], None)
         write(record, stem)
-    if (run_state()["commit"], run_state()["diff_sha256"]) != (state["commit"], state["diff_sha256"]):
+    now = run_state()
+    if (now["commit"], now["diff_sha256"]) != (state["commit"], state["diff_sha256"]):
         raise SystemExit("the source tree changed while the benchmark ran: which code ran is unknown; not recorded")
     seed_runs = [r for r in runs if r.role == "seed"]
     record["ensemble"] = ensembles(seed_runs, kept, split.test_labels, work) if len(seed_runs) > 1 else None
